@@ -1,0 +1,107 @@
+"""The churn model as the service uses it: loaded once, checked, then asked for probabilities."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from churn import schema
+from churn.metadata import file_sha256, metadata_path, read_metadata, runtime_versions
+
+FIX = (
+    "Install the locked versions with `pipenv install --deploy` (or `pipenv sync`), "
+    "or retrain with `python train.py`."
+)
+
+
+class ModelLoadError(RuntimeError):
+    """The model file cannot be served as it is; the message says why and what to do."""
+
+
+class ChurnModel:
+    """A fitted ``(DictVectorizer, LogisticRegression)`` pair and the metadata it was saved with."""
+
+    def __init__(
+        self,
+        vectorizer: DictVectorizer,
+        regression: LogisticRegression,
+        metadata: dict[str, object],
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.regression = regression
+        self.metadata = metadata
+
+    def predict_proba(self, customers: Sequence[schema.Customer]) -> np.ndarray:
+        """The churn probability of each cleaned customer, as the course computes it."""
+        features = self.vectorizer.transform(customers)
+        return self.regression.predict_proba(features)[:, 1]
+
+    @property
+    def identity(self) -> dict[str, object]:
+        """What tells this model apart from another: file, hash, C, when and with what it was trained."""
+        keys = ("model_file", "model_sha256", "C", "trained_at", "test_auc")
+        identity = {key: self.metadata.get(key) for key in keys}
+        identity["scikit-learn"] = self.metadata["versions"]["scikit-learn"]
+        return identity
+
+
+def load_model(path: Path) -> ChurnModel:
+    """Load the model at ``path`` after checking it against its metadata.
+
+    Raises :class:`ModelLoadError` when the file is missing, was changed after training, was made
+    by another scikit-learn, or does not hold the pair the schema expects.
+    """
+    if not path.is_file():
+        raise ModelLoadError(f"Model file {path} not found. Train one with `python train.py`.")
+    try:
+        metadata = read_metadata(path)
+        expected_sha256 = metadata["model_sha256"]
+        trained_with = metadata["versions"]["scikit-learn"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(
+            f"Cannot read the metadata of {path} from {metadata_path(path)} ({error!r}). "
+            "Retrain with `python train.py` to write the model and its metadata together."
+        ) from error
+
+    actual_sha256 = file_sha256(path)
+    if actual_sha256 != expected_sha256:
+        raise ModelLoadError(
+            f"{path} has sha256 {actual_sha256}, but its metadata says {expected_sha256}: "
+            "the file changed after training. Retrain with `python train.py`, or restore the file."
+        )
+    installed = runtime_versions()["scikit-learn"]
+    if installed != trained_with:
+        raise ModelLoadError(
+            f"{path} was trained with scikit-learn {trained_with}, but scikit-learn {installed} "
+            f"is installed, and a pickle is only safe with the version that wrote it. {FIX}"
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        with path.open("rb") as stream:
+            loaded = pickle.load(stream)
+    return ChurnModel(*_check_pair(loaded, path), metadata)
+
+
+def _check_pair(loaded: object, path: Path) -> tuple[DictVectorizer, LogisticRegression]:
+    if not (
+        isinstance(loaded, tuple)
+        and len(loaded) == 2
+        and isinstance(loaded[0], DictVectorizer)
+        and isinstance(loaded[1], LogisticRegression)
+    ):
+        raise ModelLoadError(f"{path} does not hold a (DictVectorizer, LogisticRegression) pair.")
+    vectorizer, regression = loaded
+    if list(vectorizer.feature_names_) != schema.feature_names():
+        raise ModelLoadError(
+            f"{path} was trained on features {vectorizer.feature_names_}, "
+            f"but the service's schema has {schema.feature_names()}. Retrain with `python train.py`."
+        )
+    return vectorizer, regression

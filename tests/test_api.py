@@ -1,0 +1,252 @@
+"""The HTTP contract, through Flask's test client."""
+
+import io
+import json
+import math
+
+import pytest
+
+from churn import schema
+from churn.app import create_app
+from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
+from churn.settings import Settings
+
+
+def post_json(client, document):
+    return client.post("/predict", data=json.dumps(document), content_type="application/json")
+
+
+def expected_probability(model, record):
+    return float(model.predict_proba([schema.clean_customer(record)])[0])
+
+
+def assert_problem(response, status, detail_part=""):
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert set(body) == {"type", "title", "status", "detail", "errors"}
+    assert body["status"] == status
+    assert detail_part in body["detail"]
+    return body
+
+
+def test_course_customer(client, model):
+    response = post_json(client, SAMPLE_CUSTOMER)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert list(body) == ["churn_probability", "churn", "customerid"]
+    assert body["churn_probability"] == pytest.approx(expected_probability(model, SAMPLE_CUSTOMER), abs=1e-12)
+    assert body["churn"] is False
+    assert body["customerid"] == "8879-zkjof"
+
+
+def test_course_client_shape_without_id(client):
+    record = {k: v for k, v in SAMPLE_CUSTOMER.items() if k != "customerid"}
+    assert list(post_json(client, record).get_json()) == ["churn_probability", "churn"]
+
+
+def test_raw_telco_spelling_scores_the_same(client):
+    raw = post_json(client, RAW_TELCO_CUSTOMER).get_json()
+    course = post_json(client, SAMPLE_CUSTOMER).get_json()
+    assert raw["churn_probability"] == course["churn_probability"]
+    assert raw["customerid"] == "8879-ZKJOF"
+
+
+def test_new_customer_with_blank_total_charges(client, model):
+    record = {**RAW_TELCO_CUSTOMER, "tenure": "0", "TotalCharges": " ", "Contract": "Month-to-month"}
+    body = post_json(client, record).get_json()
+    assert body["churn_probability"] == pytest.approx(expected_probability(model, record), abs=1e-12)
+
+
+def test_likely_churner_is_flagged(client):
+    churner = {
+        **SAMPLE_CUSTOMER,
+        "contract": "month-to-month",
+        "tenure": 1,
+        "internetservice": "fiber_optic",
+        "paymentmethod": "electronic_check",
+        "totalcharges": 79.85,
+    }
+    body = post_json(client, churner).get_json()
+    assert body["churn_probability"] > 0.5
+    assert body["churn"] is True
+
+
+def test_threshold_setting_decides_churn(model):
+    probability = expected_probability(model, SAMPLE_CUSTOMER)
+    at = create_app(model, Settings(threshold=probability)).test_client()
+    above = create_app(model, Settings(threshold=math.nextafter(probability, 1))).test_client()
+    assert post_json(at, SAMPLE_CUSTOMER).get_json()["churn"] is True
+    assert post_json(above, SAMPLE_CUSTOMER).get_json()["churn"] is False
+
+
+def test_batch_keeps_order(client, model):
+    churner = {**SAMPLE_CUSTOMER, "customerid": "b", "contract": "month-to-month", "tenure": 2}
+    batch = [SAMPLE_CUSTOMER, churner, RAW_TELCO_CUSTOMER]
+    response = post_json(client, batch)
+    assert response.status_code == 200
+    results = response.get_json()
+    assert [r["customerid"] for r in results] == ["8879-zkjof", "b", "8879-ZKJOF"]
+    for result, record in zip(results, batch, strict=True):
+        assert result["churn_probability"] == pytest.approx(expected_probability(model, record), abs=1e-12)
+
+
+def test_batch_is_all_or_nothing(client):
+    batch = [SAMPLE_CUSTOMER, {**SAMPLE_CUSTOMER, "contract": "weekly"}]
+    body = assert_problem(post_json(client, batch), 422, "[1].contract")
+    assert body["errors"] == [
+        {
+            "index": 1,
+            "field": "contract",
+            "message": "'weekly' is not one of the allowed values",
+            "allowed": ["month-to-month", "one_year", "two_year"],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"tenure": -3}, "tenure", "must not be negative, got -3"),
+        ({"tenure": "three"}, "tenure", "must be a number, not 'three'"),
+        ({"monthlycharges": None}, "monthlycharges", "must be a number, not null"),
+        ({"totalcharges": [1]}, "totalcharges", "must be a number, not an array"),
+        ({"gender": {"value": "female"}}, "gender", "must be a string, not an object"),
+        ({"seniorcitizen": "yes"}, "seniorcitizen", "'yes' is not one of the allowed values"),
+        ({"paymentmethod": "cash"}, "paymentmethod", "'cash' is not one of the allowed values"),
+    ],
+)
+def test_invalid_fields_are_422_with_the_field(client, change, field, message):
+    body = assert_problem(post_json(client, {**SAMPLE_CUSTOMER, **change}), 422, field)
+    assert [(e["field"], e["message"]) for e in body["errors"]] == [(field, message)]
+    assert body["errors"][0]["index"] is None
+
+
+def test_missing_field_is_not_treated_as_zero(client):
+    record = {k: v for k, v in SAMPLE_CUSTOMER.items() if k != "tenure"}
+    body = assert_problem(post_json(client, record), 422, "tenure: is required")
+    assert body["errors"] == [{"index": None, "field": "tenure", "message": "is required"}]
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        ('{"tenure": 41,', "The body is not valid JSON"),
+        ('{"tenure": NaN}', "NaN is not valid JSON"),
+        ("", "The body is not valid JSON"),
+        ('"a string"', "must be a customer object or an array of them, not a string"),
+        ("[]", "The batch is empty"),
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    ],
+)
+def test_malformed_bodies_are_400(client, data, detail):
+    response = client.post("/predict", data=data, content_type="application/json")
+    assert_problem(response, 400, detail)
+
+
+def test_not_json_is_415(client):
+    response = client.post("/predict", data="tenure=41", content_type="application/x-www-form-urlencoded")
+    assert_problem(response, 415, "Content-Type: application/json")
+
+
+def test_oversized_batch_is_413(model):
+    client = create_app(model, Settings(max_batch_size=2)).test_client()
+    assert_problem(post_json(client, [SAMPLE_CUSTOMER] * 3), 413, "the limit is 2")
+    assert post_json(client, [SAMPLE_CUSTOMER] * 2).status_code == 200
+
+
+class UnreadableBody(io.BytesIO):
+    """A request body that fails the test if the app reads any of it."""
+
+    def read(self, *args):
+        raise AssertionError("the oversized body was read")
+
+    readinto = readline = read
+
+
+def test_oversized_body_is_refused_from_its_content_length_before_reading(model):
+    client = create_app(model, Settings(max_request_bytes=1000)).test_client()
+    response = client.post(
+        "/predict",
+        input_stream=UnreadableBody(),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "1000001"},
+    )
+    assert_problem(response, 413, "The body has 1000001 bytes; the limit is 1000")
+
+
+def post_chunked(client, body: bytes):
+    return client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        # What gunicorn sets for a chunked body, whose length is unknown until it ends.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_body_over_the_limit_is_refused_and_at_the_limit_is_served(model):
+    body = json.dumps(SAMPLE_CUSTOMER).encode()
+    at_limit = create_app(model, Settings(max_request_bytes=len(body))).test_client()
+    below_limit = create_app(model, Settings(max_request_bytes=len(body) - 1)).test_client()
+    assert post_chunked(at_limit, body).status_code == 200
+    assert_problem(post_chunked(below_limit, body), 413, "The body has more bytes; the limit is")
+
+
+def test_unknown_path_is_json_404(client):
+    assert_problem(client.get("/predictions"), 404)
+
+
+def test_wrong_method_is_json_405_with_allow(client):
+    response = client.get("/predict")
+    assert_problem(response, 405)
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unexpected_failure_is_json_500_without_internals(model):
+    class BrokenModel:
+        identity = model.identity
+        metadata = model.metadata
+
+        def predict_proba(self, customers):
+            raise RuntimeError("secret internals")
+
+    client = create_app(BrokenModel()).test_client()
+    body = assert_problem(post_json(client, SAMPLE_CUSTOMER), 500)
+    assert "secret" not in json.dumps(body)
+
+
+def test_ping(client):
+    response = client.get("/ping")
+    assert response.status_code == 200
+    assert response.text == "PONG"
+
+
+def test_health_names_the_model(client, model):
+    body = client.get("/health").get_json()
+    assert body["status"] == "ok"
+    assert body["model"]["model_sha256"] == model.metadata["model_sha256"]
+    assert body["model"]["scikit-learn"] == "1.9.1"
+
+
+def test_model_metadata(client, model):
+    body = client.get("/model").get_json()
+    assert body["cv_auc"] == model.metadata["cv_auc"]
+    assert body["test_auc"] == model.metadata["test_auc"]
+    assert body["versions"]["scikit-learn"] == "1.9.1"
+    assert body["schema"]["categorical"]["contract"] == ["month-to-month", "one_year", "two_year"]
+    assert body["serving"] == {"threshold": 0.5, "max_batch_size": 1000, "max_request_bytes": 2 * 1024 * 1024}
+
+
+def test_index_page_is_html_with_a_field_per_feature(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    for name in schema.FEATURES:
+        assert f'name="{name}"' in response.text
+    assert client.head("/").status_code == 200
+
+
+def test_responses_are_not_sniffed(client):
+    assert client.get("/ping").headers["X-Content-Type-Options"] == "nosniff"
