@@ -99,7 +99,9 @@ def predict(url: str, payload: dict | list) -> dict | list:
     try:
         return response.json()
     except ValueError:
-        raise ClientError(f"{url} answered {response.status_code} but not with JSON: is it the churn service?") from None
+        raise ClientError(
+            f"{url} answered {response.status_code} but not with JSON: is it the churn service?"
+        ) from None
 
 
 def report(result: dict, customer_id: str) -> None:

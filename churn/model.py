@@ -16,8 +16,7 @@ from churn import schema
 from churn.metadata import file_sha256, metadata_path, read_metadata, runtime_versions
 
 FIX = (
-    "Install the locked versions with `pipenv install --deploy` (or `pipenv sync`), "
-    "or retrain with `python train.py`."
+    "Install the locked versions with `pipenv install --deploy` (or `pipenv sync`), or retrain with `python train.py`."
 )
 
 

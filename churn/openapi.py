@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from churn import schema
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
 from churn.settings import Settings
@@ -15,7 +17,12 @@ SWAGGER_CONFIG: dict[str, object] = {
     "headers": [],
     "specs": [
         # The document is entirely ours (see spec()); no view docstrings are parsed into it.
-        {"endpoint": "apispec", "route": SPEC_ROUTE, "rule_filter": lambda rule: False, "model_filter": lambda tag: False}
+        {
+            "endpoint": "apispec",
+            "route": SPEC_ROUTE,
+            "rule_filter": lambda rule: False,
+            "model_filter": lambda tag: False,
+        }
     ],
     "static_url_path": "/flasgger_static",
     "swagger_ui": True,
@@ -34,8 +41,20 @@ def _json(schema_: dict[str, object], **examples: object) -> dict[str, object]:
     return content
 
 
-def _problem(description: str, example: dict[str, object]) -> dict[str, object]:
-    return {"description": description, "content": {"application/problem+json": _json(_ref("Problem"), example=example)}}
+def _problem(
+    description: str, status: int, detail: str, errors: list[dict[str, object]] | None = None
+) -> dict[str, object]:
+    example = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "errors": errors or [],
+    }
+    return {
+        "description": description,
+        "content": {"application/problem+json": _json(_ref("Problem"), example=example)},
+    }
 
 
 def _customer_schema() -> dict[str, object]:
@@ -47,7 +66,11 @@ def _customer_schema() -> dict[str, object]:
     }
     for name, values in schema.CATEGORICAL.items():
         if isinstance(values[0], int):
-            properties[name] = {"type": "integer", "enum": list(values), "description": "0 or 1; \"0\" and \"1\" are accepted too."}
+            properties[name] = {
+                "type": "integer",
+                "enum": list(values),
+                "description": '0 or 1; "0" and "1" are accepted too.',
+            }
         else:
             properties[name] = {
                 "type": "string",
@@ -74,20 +97,12 @@ def _customer_schema() -> dict[str, object]:
 
 def spec(settings: Settings) -> dict[str, object]:
     """The OpenAPI 3 document of the service under ``settings``."""
-    prediction_example = {"churn_probability": 0.0612, "churn": False, "customerid": "8879-zkjof"}
-    invalid_example = {
-        "type": "about:blank",
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "detail": "1 problem with the customer data: contract: 'two_years' is not one of the allowed values",
-        "errors": [
-            {
-                "index": None,
-                "field": "contract",
-                "message": "'two_years' is not one of the allowed values",
-                "allowed": list(schema.CATEGORICAL["contract"]),
-            }
-        ],
+    prediction_example = {"churn_probability": 0.06763086556091738, "churn": False, "customerid": "8879-zkjof"}
+    invalid_field = {
+        "index": None,
+        "field": "contract",
+        "message": "'two_years' is not one of the allowed values",
+        "allowed": list(schema.CATEGORICAL["contract"]),
     }
     return {
         "openapi": OPENAPI_VERSION,
@@ -114,7 +129,17 @@ def spec(settings: Settings) -> dict[str, object]:
                         "required": True,
                         "content": {
                             "application/json": _json(
-                                {"oneOf": [_ref("Customer"), {"type": "array", "items": _ref("Customer"), "minItems": 1, "maxItems": settings.max_batch_size}]},
+                                {
+                                    "oneOf": [
+                                        _ref("Customer"),
+                                        {
+                                            "type": "array",
+                                            "items": _ref("Customer"),
+                                            "minItems": 1,
+                                            "maxItems": settings.max_batch_size,
+                                        },
+                                    ]
+                                },
                                 course_customer=SAMPLE_CUSTOMER,
                                 telco_csv_spelling=RAW_TELCO_CUSTOMER,
                                 batch=[SAMPLE_CUSTOMER, RAW_TELCO_CUSTOMER],
@@ -134,43 +159,70 @@ def spec(settings: Settings) -> dict[str, object]:
                         },
                         "400": _problem(
                             "The body is not JSON, or not an object or array, or an empty batch",
-                            {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "The body is not valid JSON: Expecting value at line 1 column 1.", "errors": []},
+                            400,
+                            "The body is not valid JSON: Expecting value at line 1 column 1.",
                         ),
                         "413": _problem(
                             "The body or the batch is over the limit",
-                            {"type": "about:blank", "title": "Request Entity Too Large", "status": 413, "detail": f"The batch has 5000 customers; the limit is {settings.max_batch_size}. Split it into smaller requests.", "errors": []},
+                            413,
+                            f"The batch has 5000 customers; the limit is {settings.max_batch_size}. "
+                            "Split it into smaller requests.",
                         ),
                         "415": _problem(
                             "The body is not declared as JSON",
-                            {"type": "about:blank", "title": "Unsupported Media Type", "status": 415, "detail": "Send the customer as JSON with the header Content-Type: application/json.", "errors": []},
+                            415,
+                            "Send the customer as JSON with the header Content-Type: application/json.",
                         ),
-                        "422": _problem("A field is missing, of the wrong type, out of range or not an allowed value", invalid_example),
+                        "422": _problem(
+                            "A field is missing, of the wrong type, out of range or not an allowed value",
+                            422,
+                            f"1 problem with the customer data: contract: {invalid_field['message']}",
+                            [invalid_field],
+                        ),
                     },
                 }
             },
             "/ping": {
                 "get": {
                     "summary": "Liveness",
-                    "responses": {"200": {"description": "The service is up", "content": {"text/plain": {"schema": {"type": "string", "enum": ["PONG"]}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "The service is up",
+                            "content": {"text/plain": {"schema": {"type": "string", "enum": ["PONG"]}}},
+                        }
+                    },
                 }
             },
             "/health": {
                 "get": {
                     "summary": "Readiness, with the model's identity",
-                    "responses": {"200": {"description": "The model is loaded and checked", "content": {"application/json": _json(_ref("Health"))}}},
+                    "responses": {
+                        "200": {
+                            "description": "The model is loaded and checked",
+                            "content": {"application/json": _json(_ref("Health"))},
+                        }
+                    },
                 }
             },
             "/model": {
                 "get": {
                     "summary": "The model's metadata",
-                    "description": "Metrics, library versions, the feature schema with allowed values, and the serving settings.",
-                    "responses": {"200": {"description": "The metadata", "content": {"application/json": _json(_ref("ModelMetadata"))}}},
+                    "description": "Metrics, library versions, the feature schema with allowed values, "
+                    "and the serving settings.",
+                    "responses": {
+                        "200": {
+                            "description": "The metadata",
+                            "content": {"application/json": _json(_ref("ModelMetadata"))},
+                        }
+                    },
                 }
             },
             "/": {
                 "get": {
                     "summary": "A page with a form to score one customer",
-                    "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
                 }
             },
         },
@@ -183,7 +235,10 @@ def spec(settings: Settings) -> dict[str, object]:
                     "properties": {
                         "churn_probability": {"type": "number", "minimum": 0, "maximum": 1},
                         "churn": {"type": "boolean", "description": f"churn_probability >= {settings.threshold}"},
-                        schema.ID_FIELD: {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": "Present when the request had one."},
+                        schema.ID_FIELD: {
+                            "oneOf": [{"type": "string"}, {"type": "integer"}],
+                            "description": "Present when the request had one.",
+                        },
                     },
                 },
                 "Problem": {
@@ -202,26 +257,57 @@ def spec(settings: Settings) -> dict[str, object]:
                     "type": "object",
                     "required": ["index", "field", "message"],
                     "properties": {
-                        "index": {"type": "integer", "nullable": True, "description": "The record's position in a batch; null for a single customer."},
-                        "field": {"type": "string", "nullable": True, "description": "The cleaned field name; null when the record as a whole is wrong."},
+                        "index": {
+                            "type": "integer",
+                            "nullable": True,
+                            "description": "The record's position in a batch; null for a single customer.",
+                        },
+                        "field": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "The cleaned field name; null when the record as a whole is wrong.",
+                        },
                         "message": {"type": "string"},
-                        "allowed": {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}, "description": "The allowed values, for category fields."},
+                        "allowed": {
+                            "type": "array",
+                            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                            "description": "The allowed values, for category fields.",
+                        },
                     },
                 },
                 "Health": {
                     "type": "object",
                     "required": ["status", "model"],
-                    "properties": {"status": {"type": "string", "enum": ["ok"]}, "model": {"type": "object", "additionalProperties": True}},
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok"]},
+                        "model": {"type": "object", "additionalProperties": True},
+                    },
                 },
                 "ModelMetadata": {
                     "type": "object",
-                    "required": ["model_file", "model_sha256", "C", "cv_auc", "test_auc", "versions", "schema", "serving"],
+                    "required": [
+                        "model_file",
+                        "model_sha256",
+                        "C",
+                        "cv_auc",
+                        "test_auc",
+                        "versions",
+                        "schema",
+                        "serving",
+                    ],
                     "additionalProperties": True,
                     "properties": {
                         "model_file": {"type": "string"},
                         "model_sha256": {"type": "string"},
                         "C": {"type": "number"},
-                        "cv_auc": {"type": "object", "properties": {"folds": {"type": "array", "items": {"type": "number"}}, "mean": {"type": "number"}, "std": {"type": "number"}}},
+                        "cv_auc": {
+                            "type": "object",
+                            "properties": {
+                                "folds": {"type": "array", "items": {"type": "number"}},
+                                "mean": {"type": "number"},
+                                "std": {"type": "number"},
+                            },
+                        },
                         "test_auc": {"type": "number"},
                         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
                         "schema": {"type": "object"},

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from churn import schema
 from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, Problem
 
+
 @dataclass(frozen=True)
 class Request:
     """Cleaned customers, the ids they were sent with, and whether a batch (array) was sent."""
@@ -31,7 +32,9 @@ def parse_json(body: bytes) -> object:
     try:
         return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
-        raise BadRequest(f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}.") from None
+        raise BadRequest(
+            f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
+        ) from None
     except UnicodeDecodeError:
         raise BadRequest("The body is not valid JSON: it is not UTF-8 text.") from None
     except RecursionError:
@@ -48,9 +51,7 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     if isinstance(document, Mapping):
         return Request([schema.clean_customer(document)], [document.get(_id_key(document))], batch=False)
     if not isinstance(document, list):
-        raise BadRequest(
-            f"The body must be a customer object or an array of them, not {schema.json_type(document)}."
-        )
+        raise BadRequest(f"The body must be a customer object or an array of them, not {schema.json_type(document)}.")
     if not document:
         raise BadRequest("The batch is empty: send at least one customer.")
     if len(document) > max_batch_size:

@@ -43,8 +43,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from ``CHURN_MODEL_PATH``, ``CHURN_THRESHOLD``, ``CHURN_MAX_REQUEST_BYTES``
-        and ``CHURN_MAX_BATCH_SIZE``; unset or empty variables keep the defaults."""
+        """Settings from the ``CHURN_*`` environment variables; unset or empty ones keep the defaults.
+
+        ``CHURN_MODEL_PATH``, ``CHURN_THRESHOLD``, ``CHURN_MAX_REQUEST_BYTES``, ``CHURN_MAX_BATCH_SIZE``.
+        """
         values = {}
         for field in fields(cls):
             variable = env_name(field.name)

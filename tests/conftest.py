@@ -87,7 +87,12 @@ def start_gunicorn(log: Path, env: dict[str, str] | None = None, wait: bool = Tr
     environ = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", **(env or {})}
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [str(GUNICORN), "predict:app"], cwd=PROJECT_DIR, env=environ, stdout=sink, stderr=subprocess.STDOUT, text=True
+            [str(GUNICORN), "predict:app"],
+            cwd=PROJECT_DIR,
+            env=environ,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60

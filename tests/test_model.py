@@ -97,4 +97,3 @@ def test_model_trained_on_other_features(model_copy):
     replace_pickle(model_copy, (dv, LogisticRegression().fit(features, [0, 1])))
     with pytest.raises(ModelLoadError, match=r"trained on features \['tenure'\]"):
         load_model(model_copy)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from collections.abc import Iterator
@@ -77,6 +78,14 @@ def page(driver: WebDriver, live_server: Server) -> Iterator[WebDriver]:
     assert [entry for entry in errors if "status of 422" not in entry["message"]] == []
 
 
+def record_requests(driver: WebDriver) -> None:
+    """Wrap the page's fetch so the test can read what it sent (and to where)."""
+    driver.execute_script(
+        "const real = window.fetch; window.sent = [];"
+        "window.fetch = (url, init) => { window.sent.push({url: String(url), init: init}); return real(url, init); };"
+    )
+
+
 def api_prediction(server: Server, customer: dict[str, object]) -> dict[str, object]:
     response = requests.post(f"{server.url}/predict", json=customer, timeout=10)
     response.raise_for_status()
@@ -125,10 +134,19 @@ def test_page_shows_the_form_prefilled_and_scores_the_sample_customer(page: WebD
         assert page.find_element(By.CSS_SELECTOR, f"label[for={name}]").text.strip()
     assert not page.find_element(By.ID, "probability").is_displayed()
 
+    record_requests(page)
     expected = api_prediction(live_server, SAMPLE_CUSTOMER)
     assert score(page) == as_shown(expected["churn_probability"])
     assert_verdict(page, expected["churn"])
     assert not page.find_element(By.ID, "error").is_displayed()
+
+    [sent] = page.execute_script("return window.sent;")
+    # Relative, so the page works behind a path prefix; JSON with numbers as numbers (the API would
+    # also accept "41", so only the body itself shows the page sends the right types).
+    assert sent["url"] == "predict"
+    assert sent["init"]["method"] == "POST"
+    assert sent["init"]["headers"]["Content-Type"] == "application/json"
+    assert json.loads(sent["init"]["body"]) == FEATURES
 
 
 def test_links_are_relative_and_work(page: WebDriver, live_server: Server) -> None:
@@ -169,6 +187,7 @@ def test_server_errors_are_shown_on_the_field(page: WebDriver) -> None:
     assert tenure.get_attribute("aria-invalid") == "true"
     assert "must not be negative" in page.find_element(By.ID, "tenure-error").text
     assert not page.find_element(By.ID, "probability").is_displayed()
+    assert not page.find_element(By.ID, "result").is_displayed(), "the last result (its bar) is still shown"
     assert not page.find_element(By.ID, "verdict").is_displayed()
 
     # Fixing the value clears the mark, and the next score replaces the error.

@@ -9,7 +9,7 @@ import pytest
 import train
 from churn import schema
 from churn.metadata import file_sha256, metadata_path, runtime_versions
-from churn.training import DataError, load_dataset
+from churn.training import load_dataset
 from tests.conftest import COURSE_FEATURES, DATA_FILE
 
 

@@ -1,0 +1,98 @@
+"""The course's command, ``gunicorn predict:app``, with no flags: how it binds, logs, keeps alive and stops."""
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from churn.metadata import metadata_path
+from churn.settings import PROJECT_DIR, Settings
+from tests.conftest import GUNICORN, start_gunicorn, stop
+
+pytestmark = pytest.mark.e2e
+
+
+def effective_config(**env: str) -> dict[str, str]:
+    """gunicorn's own reading of gunicorn.conf.py, as ``gunicorn predict:app`` would use it."""
+    output = subprocess.run(
+        [str(GUNICORN), "--print-config", "predict:app"],
+        cwd=PROJECT_DIR, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return dict(re.findall(r"^(\w+)\s+= (.*)$", output, re.MULTILINE))
+
+
+def test_configuration_without_flags():
+    config = effective_config()
+    assert config["bind"] == "['0.0.0.0:9696']"
+    assert int(config["keepalive"]) > 60
+    assert config["preload_app"] == "True"
+    assert config["worker_class"] == "gthread"
+    assert config["accesslog"] == "-"
+    assert int(config["workers"]) >= 2
+
+
+def test_port_and_workers_from_the_environment():
+    config = effective_config(PORT="8080", WEB_CONCURRENCY="3")
+    assert config["bind"] == "['0.0.0.0:8080']"
+    assert config["workers"] == "3"
+
+
+def test_listens_on_all_interfaces_and_logs_requests_to_stdout(live_server):
+    assert requests.get(f"{live_server.url}/health", timeout=5).json()["status"] == "ok"
+    time.sleep(0.2)
+    log = live_server.output()
+    port = live_server.url.rsplit(":", 1)[1]
+    assert f"Listening at: http://0.0.0.0:{port}" in log
+    assert '"GET /health HTTP/1.1" 200' in log
+
+
+def read_response(stream) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += stream.recv(1)
+    length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE).group(1))
+    body = b""
+    while len(body) < length:
+        body += stream.recv(length - len(body))
+    return head + body
+
+
+def test_connection_is_kept_alive_between_requests(live_server):
+    host, port = live_server.url.removeprefix("http://").split(":")
+    request = f"GET /ping HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        for _ in range(3):
+            connection.sendall(request)
+            response = read_response(connection)
+            assert response.startswith(b"HTTP/1.1 200")
+            assert response.endswith(b"PONG")
+
+
+def test_model_that_fails_its_check_stops_the_service(tmp_path):
+    source = Settings().model_path
+    tampered = tmp_path / source.name
+    shutil.copy(source, tampered)
+    shutil.copy(metadata_path(source), metadata_path(tampered))
+    with tampered.open("ab") as stream:
+        stream.write(b"\0")
+    server = start_gunicorn(tmp_path / "gunicorn.log", env={"CHURN_MODEL_PATH": str(tampered)}, wait=False)
+    try:
+        code = server.process.wait(timeout=60)
+    finally:
+        if server.process.poll() is None:
+            stop(server)
+    assert code != 0
+    assert "churn service cannot start" in server.output()
+    assert "the file changed after training" in server.output()
+
+
+def test_sigterm_stops_it_cleanly_and_quickly(tmp_path):
+    server = start_gunicorn(tmp_path / "gunicorn.log")
+    started = time.monotonic()
+    assert stop(server) == 0
+    assert time.monotonic() - started < 10
+    assert "Shutting down: Master" in server.output()
