@@ -14,22 +14,30 @@ class Problem:
     message: str
     index: int | None = None
     allowed: tuple[str | int, ...] | None = None
+    # Set for records read from a file: where an editor shows the row (the header is line 1).
+    line: int | None = None
 
-    def at(self, index: int) -> Problem:
-        """The same problem, located in record ``index`` of a batch."""
-        return Problem(self.field, self.message, index, self.allowed)
+    def at(self, index: int, line: int | None = None) -> Problem:
+        """The same problem, located in record ``index`` of a batch (at ``line`` of a file)."""
+        return Problem(self.field, self.message, index, self.allowed, line)
 
     def as_dict(self) -> dict[str, object]:
-        """The JSON form clients read: ``index``, ``field``, ``message`` and maybe ``allowed``."""
+        """The JSON form clients read: ``index``, ``field``, ``message``, maybe ``allowed`` and ``line``."""
         data: dict[str, object] = {"index": self.index, "field": self.field, "message": self.message}
         if self.allowed is not None:
             data["allowed"] = list(self.allowed)
+        if self.line is not None:
+            data["line"] = self.line
         return data
 
     def __str__(self) -> str:
-        where = "" if self.index is None else f"[{self.index}]"
+        where, joint = "", ""
+        if self.line is not None:
+            where, joint = f"line {self.line}", ", "
+        elif self.index is not None:
+            where, joint = f"[{self.index}]", "."
         if self.field is not None:
-            where = f"{where}.{self.field}" if where else self.field
+            where = f"{where}{joint}{self.field}"
         return f"{where}: {self.message}" if where else self.message
 
 

@@ -7,13 +7,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from churn import schema
 from churn.metadata import file_sha256, metadata_path, read_metadata, runtime_versions
+from churn.scorer import Scorer
 
 FIX = (
     "Install the locked versions with `pipenv install --deploy` (or `pipenv sync`), or retrain with `python train.py`."
@@ -36,11 +36,11 @@ class ChurnModel:
         self.vectorizer = vectorizer
         self.regression = regression
         self.metadata = metadata
+        self.scorer = Scorer.compile(vectorizer, regression)
 
-    def predict_proba(self, customers: Sequence[schema.Customer]) -> np.ndarray:
-        """The churn probability of each cleaned customer, as the course computes it."""
-        features = self.vectorizer.transform(customers)
-        return self.regression.predict_proba(features)[:, 1]
+    def predict_proba(self, customers: Sequence[schema.Customer]) -> list[float]:
+        """The churn probability of each cleaned customer: the course's ``predict_proba``, compiled."""
+        return self.scorer.score_many(customers)
 
     @property
     def identity(self) -> dict[str, object]:

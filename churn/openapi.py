@@ -182,6 +182,63 @@ def spec(settings: Settings) -> dict[str, object]:
                     },
                 }
             },
+            "/predict_file": {
+                "post": {
+                    "summary": "Score a CSV file",
+                    "description": (
+                        "Upload a CSV with a header line, in the Telco export's spelling or the course's, as the "
+                        f"form field `file`. Up to {settings.max_batch_size} rows and {settings.max_request_bytes} "
+                        "bytes; larger files are for `predict_file.py`. The scored CSV comes back with every "
+                        "column of the upload and `churn_probability` and `churn` appended. As for a batch, one "
+                        "invalid row rejects the file: each problem names its row's `index` (0 for the first "
+                        "row) and its `line` in the file (the header is line 1)."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary", "description": "The CSV"}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The scored CSV, as an attachment",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "400": _problem(
+                            "No file, or not UTF-8 CSV, or no rows",
+                            400,
+                            "The file is not valid CSV: Error tokenizing data. C error: Expected 21 fields "
+                            "in line 3, saw 22",
+                        ),
+                        "413": _problem(
+                            "The body or the number of rows is over the limit",
+                            413,
+                            f"The file has more than {settings.max_batch_size} rows, the limit. Split it, "
+                            "or use predict_file.py.",
+                        ),
+                        "415": _problem(
+                            "The body is not a multipart form",
+                            415,
+                            "Upload the CSV as multipart/form-data in a field named 'file' "
+                            "(with curl: -F file=@customers.csv).",
+                        ),
+                        "422": _problem(
+                            "A column is missing, or a row has a missing, wrong or not allowed value",
+                            422,
+                            f"1 problem with the customer data: line 2, contract: {invalid_field['message']}",
+                            [{**invalid_field, "index": 0, "line": 2}],
+                        ),
+                    },
+                }
+            },
             "/ping": {
                 "get": {
                     "summary": "Liveness",
@@ -268,6 +325,10 @@ def spec(settings: Settings) -> dict[str, object]:
                             "description": "The cleaned field name; null when the record as a whole is wrong.",
                         },
                         "message": {"type": "string"},
+                        "line": {
+                            "type": "integer",
+                            "description": "For an uploaded file: the row's line in it (the header is line 1).",
+                        },
                         "allowed": {
                             "type": "array",
                             "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},

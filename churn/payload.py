@@ -49,7 +49,8 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     A batch is all or nothing: every problem of every record is reported, with its index.
     """
     if isinstance(document, Mapping):
-        return Request([schema.clean_customer(document)], [document.get(_id_key(document))], batch=False)
+        customer, customer_id = schema.clean_record(document)
+        return Request([customer], [customer_id], batch=False)
     if not isinstance(document, list):
         raise BadRequest(f"The body must be a customer object or an array of them, not {schema.json_type(document)}.")
     if not document:
@@ -66,18 +67,15 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
             problems.append(Problem(None, f"must be a customer object, not {schema.json_type(record)}", index))
             continue
         try:
-            customers.append(schema.clean_customer(record))
+            customer, customer_id = schema.clean_record(record)
         except InvalidCustomer as error:
             problems.extend(problem.at(index) for problem in error.problems)
-        ids.append(record.get(_id_key(record)))
+            continue
+        customers.append(customer)
+        ids.append(customer_id)
     if problems:
         raise InvalidCustomer(problems)
     return Request(customers, ids, batch=True)
-
-
-def _id_key(record: Mapping[str, object]) -> str | None:
-    """The key under which ``record`` carries its customer id, in whichever spelling it uses."""
-    return next((key for key in record if schema.normalise(key) == schema.ID_FIELD), None)
 
 
 def predictions(probabilities: list[float], ids: list[object], threshold: float) -> list[dict[str, object]]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from pathlib import Path
+from typing import IO
 
-from churn.errors import PayloadTooLarge, UnsupportedMediaType
+import pandas as pd
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.utils import secure_filename
+
+from churn.batch import CsvError, check_columns, read_csv, score_frame
+from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, UnsupportedMediaType
 from churn.model import ChurnModel
 from churn.payload import parse_customers, parse_json, predictions
 from churn.settings import Settings
+
+UPLOAD_FIELD = "file"
 
 
 def blueprint(model: ChurnModel, settings: Settings, index_html: str) -> Blueprint:
@@ -35,9 +43,31 @@ def blueprint(model: ChurnModel, settings: Settings, index_html: str) -> Bluepri
         if len(body) > settings.max_request_bytes:
             raise PayloadTooLarge.body(settings.max_request_bytes)
         parsed = parse_customers(parse_json(body), settings.max_batch_size)
-        probabilities = model.predict_proba(parsed.customers).tolist()
+        probabilities = model.predict_proba(parsed.customers)
         results = predictions(probabilities, parsed.ids, settings.threshold)
         return jsonify(results if parsed.batch else results[0])
+
+    @routes.post("/predict_file")
+    def predict_file() -> Response:
+        """Score an uploaded CSV; the scored CSV comes back, all or nothing as for a batch."""
+        if request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType(
+                f"Upload the CSV as multipart/form-data in a field named {UPLOAD_FIELD!r} "
+                f"(with curl: -F {UPLOAD_FIELD}=@customers.csv)."
+            )
+        upload = request.files.get(UPLOAD_FIELD)
+        if upload is None:
+            raise BadRequest(f"The form has no file in a field named {UPLOAD_FIELD!r}.")
+        frame = _read_upload(upload.stream, settings.max_batch_size)
+        result = score_frame(model, frame, settings.threshold)
+        if result.problems:
+            raise InvalidCustomer(result.problems)
+        name = secure_filename(Path(upload.filename or "").stem) or "customers"
+        return Response(
+            result.scored.to_csv(index=False),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}-scored.csv"'},
+        )
 
     @routes.get("/ping")
     def ping() -> Response:
@@ -60,3 +90,18 @@ def blueprint(model: ChurnModel, settings: Settings, index_html: str) -> Bluepri
         return Response(index_html, mimetype="text/html")
 
     return routes
+
+
+def _read_upload(stream: IO[bytes], max_rows: int) -> pd.DataFrame:
+    """The uploaded CSV's rows, refused if empty, unreadable, lacking a feature or over ``max_rows``."""
+    try:
+        # One row past the limit is enough to tell that the file is over it.
+        frame = next(read_csv(stream, chunk_rows=max_rows + 1))
+    except CsvError as error:
+        raise BadRequest(str(error)) from None
+    check_columns(list(frame.columns))
+    if frame.empty:
+        raise BadRequest("The file has a header but no rows: send at least one customer.")
+    if len(frame) > max_rows:
+        raise PayloadTooLarge(f"The file has more than {max_rows} rows, the limit. Split it, or use predict_file.py.")
+    return frame

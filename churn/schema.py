@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 
 from churn.errors import InvalidCustomer, Problem
 
@@ -140,10 +141,15 @@ def clean_customer(raw: Mapping[str, object]) -> Customer:
     Keys may be in the course's spelling (``paymentmethod``) or the Telco CSV's
     (``PaymentMethod``); keys that are not features, such as ``customerID``, are ignored.
     """
+    return clean_record(raw)[0]
+
+
+def clean_record(raw: Mapping[str, object]) -> tuple[Customer, str | int | None]:
+    """:func:`clean_customer`, plus the customer id the record carries (``None`` if it has none)."""
     fields: dict[str, object] = {}
     problems: list[Problem] = []
     for key, value in raw.items():
-        name = normalise(key)
+        name = _NAMES.get(key) or _remember_name(key)
         if name in fields and name in _FEATURE_SET:
             problems.append(Problem(name, f"is given twice (the second time as {key!r})"))
         fields[name] = value
@@ -152,23 +158,76 @@ def clean_customer(raw: Mapping[str, object]) -> Customer:
     if customer_id is not None and (isinstance(customer_id, bool) or not isinstance(customer_id, (str, int))):
         problems.append(Problem(ID_FIELD, f"must be a string or an integer, not {json_type(customer_id)}"))
     customer: Customer = {}
-    for name in FEATURES:
-        if name not in fields:
-            problems.append(Problem(name, _missing_message(name, fields)))
+    for name, parse in _PARSERS.items():
+        value = fields.get(name, _MISSING)
+        if value is _MISSING:
+            problems.append(Problem(name, missing_message(name, fields)))
             continue
         try:
-            if name in NUMERICAL:
-                customer[name] = parse_number(fields[name], blank_as_zero=name in BLANK_AS_ZERO)
-            else:
-                customer[name] = parse_category(fields[name], CATEGORICAL[name])
+            customer[name] = parse(value)
         except FieldError as error:
             problems.append(Problem(name, str(error), allowed=error.allowed))
     if problems:
         raise InvalidCustomer(problems)
-    return customer
+    return customer, customer_id  # type: ignore[return-value]
 
 
-def _missing_message(name: str, given: Mapping[str, object]) -> str:
+# Requests repeat a handful of spellings: remembering how each was cleaned keeps the per-request
+# cost to dictionary look-ups. The bounds stop a client from growing them without limit.
+_MEMO_LIMIT = 512
+_MISSING = object()
+_NAMES: dict[str, str] = {}
+
+
+def _remember_name(key: str) -> str:
+    name = normalise(key)
+    if len(_NAMES) < _MEMO_LIMIT:
+        _NAMES[key] = name
+    return name
+
+
+def _category_parser(allowed: tuple[str, ...] | tuple[int, ...]) -> Callable[[object], str | int]:
+    spellings: dict[str, str | int] = {}
+    integers = frozenset(value for value in allowed if isinstance(value, int))
+
+    def parse(value: object) -> str | int:
+        # Exact types: True == 1 and hashes like it, but a boolean is not a valid flag.
+        if value.__class__ is str:
+            cleaned = spellings.get(value)  # type: ignore[arg-type]
+            if cleaned is None:
+                cleaned = parse_category(value, allowed)
+                if len(spellings) < _MEMO_LIMIT:
+                    spellings[value] = cleaned  # type: ignore[index]
+            return cleaned
+        if value.__class__ is int and value in integers:
+            return value  # type: ignore[return-value]
+        return parse_category(value, allowed)
+
+    return parse
+
+
+def _number_parser(blank_as_zero: bool) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        if (value.__class__ is float or value.__class__ is int) and 0 <= value <= sys.float_info.max:  # type: ignore[operator]
+            return float(value)  # type: ignore[arg-type]
+        return parse_number(value, blank_as_zero=blank_as_zero)
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[object], Value]] = {
+    **{name: _category_parser(allowed) for name, allowed in CATEGORICAL.items()},
+    **{name: _number_parser(name in BLANK_AS_ZERO) for name in NUMERICAL},
+}
+
+
+def parse_value(name: str, value: object) -> Value:
+    """Feature ``name``'s cleaned value, or :class:`FieldError`: one field of :func:`clean_record`."""
+    return _PARSERS[name](value)
+
+
+def missing_message(name: str, given: Iterable[str]) -> str:
+    """Why a record lacks ``name``, with a hint when one of the ``given`` names looks like a misspelling of it."""
     unknown = [key for key in given if key not in _FEATURE_SET and key != ID_FIELD]
     close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.8)
     hint = f" (is {close[0]!r} a misspelling of it?)" if close else ""

@@ -17,7 +17,7 @@ def post_json(client, document):
 
 
 def expected_probability(model, record):
-    return float(model.predict_proba([schema.clean_customer(record)])[0])
+    return model.predict_proba([schema.clean_customer(record)])[0]
 
 
 def assert_problem(response, status, detail_part=""):

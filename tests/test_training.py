@@ -41,7 +41,7 @@ def test_retraining_gives_the_committed_model(retrained, model, course_frame):
     with output.open("rb") as stream:
         vectorizer, regression = pickle.load(stream)
     customers = course_frame[COURSE_FEATURES].to_dict(orient="records")
-    expected = model.predict_proba(customers)
+    expected = model.regression.predict_proba(model.vectorizer.transform(customers))[:, 1]
     np.testing.assert_array_equal(regression.predict_proba(vectorizer.transform(customers))[:, 1], expected)
     assert result.fold_aucs == model.metadata["cv_auc"]["folds"]
     assert result.test_auc == model.metadata["test_auc"]
