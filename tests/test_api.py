@@ -4,12 +4,14 @@ import io
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from churn import schema
 from churn.app import create_app
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
 from churn.settings import Settings
+from tests.conftest import DATA_FILE
 
 
 def post_json(client, document):
@@ -250,3 +252,80 @@ def test_index_page_is_html_with_a_field_per_feature(client):
 
 def test_responses_are_not_sniffed(client):
     assert client.get("/ping").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def upload(client, data, filename="customers.csv", field="file"):
+    return client.post("/predict_file", data={field: (io.BytesIO(data), filename)}, content_type="multipart/form-data")
+
+
+def telco_csv(rows=20, edit=None):
+    frame = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False).head(rows)
+    if edit:
+        edit(frame)
+    return frame.to_csv(index=False).encode()
+
+
+def test_predict_file_returns_the_scored_csv_as_predict_scores_it(client):
+    response = upload(client, telco_csv(rows=30), filename="march customers.csv")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="march_customers-scored.csv"'
+    scored = pd.read_csv(io.BytesIO(response.data), dtype=str, keep_default_na=False)
+    records = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False).head(30).to_dict(orient="records")
+    expected = post_json(client, records).get_json()
+    assert scored["customerID"].tolist() == [record["customerID"] for record in records]
+    assert scored["churn_probability"].astype(float).tolist() == [e["churn_probability"] for e in expected]
+    assert scored["churn"].tolist() == [str(e["churn"]) for e in expected]
+
+
+def test_predict_file_is_all_or_nothing_with_lines(client):
+    def spoil(frame):
+        frame.loc[2, "Contract"] = "Three year"
+
+    body = assert_problem(upload(client, telco_csv(edit=spoil)), 422, "line 4, contract")
+    assert body["errors"] == [
+        {
+            "index": 2,
+            "field": "contract",
+            "message": "'Three year' is not one of the allowed values",
+            "allowed": list(schema.CATEGORICAL["contract"]),
+            "line": 4,
+        }
+    ]
+
+
+def test_predict_file_missing_column_is_422(client):
+    body = assert_problem(upload(client, telco_csv(edit=lambda f: f.pop("tenure"))), 422)
+    assert body["errors"] == [{"index": None, "field": "tenure", "message": "is required"}]
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (b"", "The file is empty"),
+        (b"gender,tenure\nfemale,1\nmale,2,3\n", "Expected 2 fields in line 3, saw 3"),
+        (b"\xff\xfe\x00g", "not UTF-8"),
+    ],
+)
+def test_predict_file_unreadable_is_400(client, data, detail):
+    assert_problem(upload(client, data), 400, detail)
+
+
+def test_predict_file_header_only_is_400(client):
+    assert_problem(upload(client, telco_csv(rows=0)), 400, "no rows")
+
+
+def test_predict_file_without_the_file_field_is_400(client):
+    assert_problem(upload(client, telco_csv(), field="csv"), 400, "no file in a field named 'file'")
+
+
+def test_predict_file_needs_a_form_415(client):
+    response = client.post("/predict_file", data=telco_csv(), content_type="text/csv")
+    assert_problem(response, 415, "-F file=@customers.csv")
+
+
+def test_predict_file_has_the_batch_and_body_limits(model):
+    client = create_app(model, Settings(max_batch_size=5, max_request_bytes=4000)).test_client()
+    assert upload(client, telco_csv(rows=5)).status_code == 200
+    assert_problem(upload(client, telco_csv(rows=6)), 413, "more than 5 rows")
+    assert_problem(upload(client, telco_csv(rows=30)), 413, "the limit is 4000")

@@ -138,3 +138,20 @@ def test_feature_names_match_a_fitted_vectorizer(model):
 def test_parse_number_accepts_large_finite_numbers():
     assert schema.parse_number(1e300) == 1e300
     assert not math.isnan(schema.parse_number("0"))
+
+
+def test_remembered_spellings_do_not_change_answers():
+    """Cleaning remembers spellings it has seen; a second sight must clean and refuse the same way."""
+    telco_spelling = {**{k: v for k, v in SAMPLE_CUSTOMER.items() if k != "contract"}, "Contract": "One year"}
+    for _ in range(2):
+        assert schema.clean_customer({**telco_spelling, "seniorcitizen": "1"})["contract"] == "one_year"
+        # True == 1 and hashes like it: a remembered 1 must not let a boolean through.
+        assert "seniorcitizen" in problems_of({**SAMPLE_CUSTOMER, "seniorcitizen": True})
+        assert "tenure" in problems_of({**SAMPLE_CUSTOMER, "tenure": True})
+        assert problems_of({**SAMPLE_CUSTOMER, "tenure": 10**400}) == {"tenure": "must be a finite number"}
+
+
+def test_remembered_spellings_are_bounded():
+    for number in range(3 * schema._MEMO_LIMIT):
+        schema.clean_record({**SAMPLE_CUSTOMER, f"extra_key_{number}": 1})
+    assert len(schema._NAMES) <= schema._MEMO_LIMIT
