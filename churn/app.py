@@ -13,10 +13,13 @@ from werkzeug.exceptions import HTTPException
 from churn import openapi, routes, schema
 from churn.errors import PayloadTooLarge, Problem, ServiceError
 from churn.examples import SAMPLE_CUSTOMER
+from churn.fast_path import FastPredict
 from churn.model import ChurnModel, ModelLoadError, load_model
 from churn.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
+# On every response: browsers must not guess a type other than the one declared.
+HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
@@ -37,6 +40,7 @@ def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
     app.register_blueprint(routes.blueprint(model, settings, index_html))
     _register_guards(app, settings)
     Swagger(app, template=openapi.spec(settings), config=openapi.SWAGGER_CONFIG)
+    app.wsgi_app = FastPredict(app.wsgi_app, model, settings, list(HEADERS.items()))  # type: ignore[method-assign]
     return app
 
 
@@ -77,8 +81,8 @@ def _register_guards(app: Flask, settings: Settings) -> None:
             raise PayloadTooLarge.body(settings.max_request_bytes, request.content_length)
 
     @app.after_request
-    def no_sniffing(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
+    def add_headers(response: Response) -> Response:
+        response.headers.update(HEADERS)
         return response
 
     @app.errorhandler(ServiceError)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from churn import schema
 from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, Problem
+from churn.model import ChurnModel
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     if problems:
         raise InvalidCustomer(problems)
     return Request(customers, ids, batch=True)
+
+
+def answer(model: ChurnModel, body: bytes, threshold: float, max_batch_size: int) -> bytes:
+    """The JSON response to a ``/predict`` body: one result for an object, an array for a batch.
+
+    Compact, as Flask's ``jsonify`` writes it; raises :class:`ServiceError` for a body it refuses.
+    """
+    parsed = parse_customers(parse_json(body), max_batch_size)
+    results = predictions(model.predict_proba(parsed.customers), parsed.ids, threshold)
+    return json.dumps(results if parsed.batch else results[0], separators=(",", ":")).encode() + b"\n"
 
 
 def predictions(probabilities: list[float], ids: list[object], threshold: float) -> list[dict[str, object]]:

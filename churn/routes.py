@@ -12,10 +12,11 @@ from werkzeug.utils import secure_filename
 from churn.batch import CsvError, check_columns, read_csv, score_frame
 from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, UnsupportedMediaType
 from churn.model import ChurnModel
-from churn.payload import parse_customers, parse_json, predictions
+from churn.payload import answer
 from churn.settings import Settings
 
 UPLOAD_FIELD = "file"
+JSON = "application/json"
 
 
 def blueprint(model: ChurnModel, settings: Settings, index_html: str) -> Blueprint:
@@ -42,10 +43,7 @@ def blueprint(model: ChurnModel, settings: Settings, index_html: str) -> Bluepri
         body = request.get_data(cache=False)
         if len(body) > settings.max_request_bytes:
             raise PayloadTooLarge.body(settings.max_request_bytes)
-        parsed = parse_customers(parse_json(body), settings.max_batch_size)
-        probabilities = model.predict_proba(parsed.customers)
-        results = predictions(probabilities, parsed.ids, settings.threshold)
-        return jsonify(results if parsed.batch else results[0])
+        return Response(answer(model, body, settings.threshold, settings.max_batch_size), mimetype=JSON)
 
     @routes.post("/predict_file")
     def predict_file() -> Response:

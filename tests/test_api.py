@@ -329,3 +329,29 @@ def test_predict_file_has_the_batch_and_body_limits(model):
     assert upload(client, telco_csv(rows=5)).status_code == 200
     assert_problem(upload(client, telco_csv(rows=6)), 413, "more than 5 rows")
     assert_problem(upload(client, telco_csv(rows=30)), 413, "the limit is 4000")
+
+
+def test_plain_predict_requests_skip_flask_and_get_the_same_response(app):
+    """The WSGI fast path and the Flask view answer alike; only the fast path skips Flask's hooks."""
+    flask_requests = []
+    app.before_request(lambda: flask_requests.append(1))
+    client = app.test_client()
+    batch = [SAMPLE_CUSTOMER, {**RAW_TELCO_CUSTOMER, "customerID": "ÄÖ-1"}]
+    for document in (SAMPLE_CUSTOMER, batch):
+        data = json.dumps(document)
+        fast = client.post("/predict", data=data, content_type="application/json; charset=utf-8")
+        assert flask_requests == []
+        flask = client.post("/predict", data=data, content_type="application/vnd.churn+json")
+        assert flask_requests == [1]
+        flask_requests.clear()
+        assert fast.status_code == flask.status_code == 200
+        assert fast.data == flask.data
+        assert sorted(fast.headers.items()) == sorted(flask.headers.items())
+        assert fast.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_refused_requests_go_on_to_flask_with_their_body(app):
+    client = app.test_client()
+    body = assert_problem(post_json(client, {**SAMPLE_CUSTOMER, "tenure": "x"}), 422)
+    assert body["errors"][0]["field"] == "tenure"
+    assert_problem(client.post("/predict", data=b"{", content_type="application/json"), 400)
