@@ -1,0 +1,77 @@
+"""What Elastic Beanstalk gets from this project: the EB CLI's source bundle and the .ebextensions settings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from ebcli.core import fileoperations, io
+
+from churn.settings import PROJECT_DIR
+
+PLATFORM = "Docker running on 64bit Amazon Linux 2023"
+DOCKERFILE = PROJECT_DIR / "Dockerfile"
+
+
+@contextlib.contextmanager
+def in_project() -> Iterator[None]:
+    """The EB CLI finds the project from the working directory, and prints every file it zips."""
+    cwd = Path.cwd()
+    log_info = io.log_info
+    os.chdir(PROJECT_DIR)
+    io.log_info = lambda message: None
+    try:
+        yield
+    finally:
+        io.log_info = log_info
+        os.chdir(cwd)
+
+
+def make_bundle(target: Path) -> Path:
+    """The zip `eb create` and `eb deploy` upload, made by the EB CLI's own code from the working tree."""
+    with in_project():
+        ignored = fileoperations.get_ebignore_list()
+        # Without .ebignore the EB CLI would run `git archive HEAD` instead: committed files only.
+        assert ignored is not None, ".ebignore is missing"
+        fileoperations.zip_up_project(str(target), ignore_list=ignored)
+    return target
+
+
+def bundle_files(bundle: Path) -> dict[str, int]:
+    """Each file in the bundle and its size."""
+    with zipfile.ZipFile(bundle) as archive:
+        return {info.filename.removeprefix("./"): info.file_size for info in archive.infolist() if not info.is_dir()}
+
+
+def copied_sources() -> list[str]:
+    """What the Dockerfile copies from the build context (``COPY --from`` copies from a stage)."""
+    sources = []
+    for arguments in dockerfile_instruction("COPY"):
+        words = arguments.split()
+        if not any(word.startswith("--from") for word in words):
+            sources += [word.rstrip("/") for word in words[:-1] if not word.startswith("--")]
+    return sources
+
+
+def option_settings() -> dict[tuple[str, str], str]:
+    """Every ``(namespace, option name)`` set in .ebextensions/*.config, in either of EB's two syntaxes."""
+    settings: dict[tuple[str, str], str] = {}
+    for path in sorted((PROJECT_DIR / ".ebextensions").glob("*.config")):
+        document = yaml.safe_load(path.read_text())["option_settings"]
+        if isinstance(document, dict):
+            for namespace, options in document.items():
+                settings.update({(namespace, name): str(value) for name, value in options.items()})
+        else:
+            settings.update({(item["namespace"], item["option_name"]): str(item["value"]) for item in document})
+    return settings
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    """The arguments of each ``name`` instruction in the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]
