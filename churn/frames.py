@@ -83,8 +83,13 @@ def _distinct(series: pd.Series) -> tuple[np.ndarray, list[object]]:
         # On the bare object array: the same codes, without the Series' overhead (a third faster).
         codes, uniques = pd.factorize(series.to_numpy(dtype=object))
         uniques = uniques.tolist()
-    # A missing value has code -1: point it at a None appended last.
-    return np.where(codes < 0, len(uniques), codes), [*uniques, None]
+    # A missing value has code -1, which indexes the None appended last.
+    return codes, [*uniques, None]
+
+
+def _has_value(row_codes: np.ndarray, code: int, distinct: list[object]) -> np.ndarray:
+    """Which rows hold ``distinct[code]``; the last one, the missing value, is code -1."""
+    return row_codes == (-1 if code == len(distinct) - 1 else code)
 
 
 def _category_codes(name: str, series: pd.Series, rejected: np.ndarray, problems: list[Problem]) -> np.ndarray:
@@ -95,7 +100,7 @@ def _category_codes(name: str, series: pd.Series, rejected: np.ndarray, problems
         try:
             positions[code] = allowed.index(schema.parse_value(name, _python(value)))  # type: ignore[arg-type]
         except schema.FieldError as error:
-            rows = np.flatnonzero(row_codes == code)
+            rows = np.flatnonzero(_has_value(row_codes, code, distinct))
             rejected[rows] = True
             problems.extend(Problem(name, str(error), int(row), error.allowed) for row in rows)
     return positions[row_codes]
@@ -118,7 +123,7 @@ def _numbers(name: str, series: pd.Series, rejected: np.ndarray, problems: list[
     values = values.copy()
     row_codes, distinct = _distinct(series.iloc[suspect])
     for code, value in enumerate(distinct):
-        rows = suspect[row_codes == code]
+        rows = suspect[_has_value(row_codes, code, distinct)]
         try:
             values[rows] = schema.parse_value(name, _python(value))
         except schema.FieldError as error:

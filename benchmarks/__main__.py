@@ -1,0 +1,95 @@
+"""``python -m benchmarks``: the HTTP comparison, then the in-process figures (README, "Benchmark")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from benchmarks import serving
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; worker options left out keep gunicorn.conf.py's settings."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/benchmark",
+        description="Compare the service with the course's predict.py and an empty Flask endpoint under the same "
+        "gunicorn settings (wrk on 127.0.0.1), then report the in-process scoring figures.",
+    )
+    http = parser.add_argument_group("HTTP load")
+    http.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds; medians are reported (3)")
+    http.add_argument("--duration", type=positive_int, default=10, help="seconds measured per server and round (10)")
+    http.add_argument("--warmup", type=non_negative_int, default=2, help="seconds of unmeasured load first (2)")
+    http.add_argument("--connections", type=positive_int, default=8, help="concurrent connections (8)")
+    http.add_argument("--wrk-threads", type=positive_int, default=2, help="wrk threads (2)")
+    workers = parser.add_argument_group("gunicorn workers, the same for all three servers (default: gunicorn.conf.py)")
+    workers.add_argument("--workers", type=positive_int, help="worker processes (sets WEB_CONCURRENCY)")
+    workers.add_argument("--worker-class", help="gunicorn's -k, e.g. gthread or sync")
+    workers.add_argument("--threads", type=positive_int, help="threads per worker (gthread)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the HTTP results to FILE")
+    parser.add_argument("--skip-http", action="store_true", help="skip the HTTP comparison")
+    parser.add_argument("--skip-inprocess", action="store_true", help="skip the in-process figures")
+    args = parser.parse_args(argv)
+    if args.connections < args.wrk_threads:
+        parser.error("--connections must be at least --wrk-threads (each wrk thread needs a connection)")
+    if args.skip_http and args.json:
+        parser.error("--json writes the HTTP results, which --skip-http leaves out")
+    return args
+
+
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into an exit that runs the clean-up, so no server is left running."""
+    sys.exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 when a server or a request failed."""
+    args = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    if not args.skip_http:
+        options = serving.GunicornOptions(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
+        load = serving.LoadOptions(
+            connections=args.connections, wrk_threads=args.wrk_threads, duration=args.duration, warmup=args.warmup
+        )
+        try:
+            results = serving.run(options, load, args.rounds)
+        except serving.BenchmarkError as error:
+            print(f"benchmark failed: {error}", file=sys.stderr)
+            return 1
+        serving.print_report(results)
+        if args.json:
+            args.json.write_text(json.dumps(results.as_json(), indent=2) + "\n")
+            print(f"HTTP results written to {args.json}")
+    if not args.skip_inprocess:
+        # Imported here: only this part needs it.
+        from benchmarks import inprocess
+
+        inprocess.report()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; the servers are stopped", file=sys.stderr)
+        sys.exit(130)

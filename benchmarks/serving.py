@@ -1,0 +1,434 @@
+"""The HTTP half of the benchmark: the service, the course's server and an empty endpoint, under one gunicorn.
+
+Each server runs as ``gunicorn -c benchmarks/gunicorn.conf.py <app>`` (the project's settings, access log
+off) on 127.0.0.1, and wrk POSTs the course's customer to its ``/predict``. Rounds interleave the three
+servers, so a noisy moment on the machine hits all of them, and the report gives medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from churn.examples import SAMPLE_CUSTOMER
+from churn.settings import PROJECT_DIR
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+CONFIG_FILE = "benchmarks/gunicorn.conf.py"
+WRK_SCRIPT = Path(__file__).with_name("predict.lua")
+RESULT_MARKER = "BENCHMARK_RESULT "
+START_TIMEOUT_SECONDS = 60
+# gunicorn.conf.py's graceful_timeout is 10 s; past this the server is killed.
+STOP_TIMEOUT_SECONDS = 20
+# The probabilities the service and the course's server return must agree; this only catches a wrong model.
+PROBABILITY_TOLERANCE = 1e-9
+
+GOAL_SERVICE_OVER_EMPTY = 0.9
+GOAL_SERVICE_OVER_COURSE = 1.5
+
+
+class BenchmarkError(Exception):
+    """The benchmark cannot give meaningful figures; the message says why."""
+
+
+@dataclass(frozen=True)
+class App:
+    """One of the servers compared."""
+
+    name: str
+    wsgi_app: str
+    description: str
+
+
+APPS = (
+    App("service", "predict:app", "this service"),
+    App("course", "benchmarks.course_predict:app", "the course's predict.py"),
+    App("empty", "benchmarks.empty_app:app", "an empty Flask endpoint"),
+)
+
+
+@dataclass(frozen=True)
+class GunicornOptions:
+    """Worker settings applied identically to the three servers; ``None`` keeps gunicorn.conf.py's."""
+
+    workers: int | None = None
+    worker_class: str | None = None
+    threads: int | None = None
+
+    def arguments(self, port: int) -> list[str]:
+        """The command line up to the app: the config file, a loopback port and these settings."""
+        arguments = [str(GUNICORN), "-c", CONFIG_FILE, "--bind", f"127.0.0.1:{port}"]
+        if self.worker_class is not None:
+            arguments += ["--worker-class", self.worker_class]
+        if self.threads is not None:
+            arguments += ["--threads", str(self.threads)]
+        return arguments
+
+    def environment(self, port: int) -> dict[str, str]:
+        """The servers' environment: ours, with the port and, when chosen, the number of workers."""
+        environment = {**os.environ, "PORT": str(port)}
+        if self.workers is not None:
+            environment["WEB_CONCURRENCY"] = str(self.workers)
+        return environment
+
+    def resolved(self) -> dict[str, object]:
+        """The settings gunicorn will really use, as its ``--print-config`` reports them."""
+        port = free_port()
+        printed = subprocess.run(
+            [*self.arguments(port), "--print-config", APPS[0].wsgi_app],
+            cwd=PROJECT_DIR,
+            env=self.environment(port),
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if printed.returncode != 0:
+            # stdout is the whole configuration; the reason is on stderr.
+            raise BenchmarkError(f"gunicorn cannot start with these settings:\n{printed.stderr.strip()}")
+        settings = {}
+        for line in printed.stdout.splitlines():
+            name, equals, value = line.partition("=")
+            if equals:
+                settings[name.strip()] = value.strip()
+        wanted = ("workers", "worker_class", "threads", "keepalive", "preload_app", "timeout", "accesslog")
+        return {name: settings.get(name) for name in wanted}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What wrk sends: how many connections, from how many threads, for how long."""
+
+    connections: int = 8
+    wrk_threads: int = 2
+    duration: int = 10
+    warmup: int = 2
+    # wrk counts a request slower than this as a timeout, which fails the run.
+    timeout: int = 10
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One wrk run against one server."""
+
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    requests: int
+    duration_s: float
+
+    @classmethod
+    def from_wrk(cls, result: dict) -> Measurement:
+        """From the line the wrk script prints (microseconds)."""
+        latency = result["latency_us"]
+        duration = result["duration_us"] / 1e6
+        return cls(
+            requests_per_second=result["requests"] / duration,
+            p50_ms=latency["p50"] / 1000,
+            p90_ms=latency["p90"] / 1000,
+            p99_ms=latency["p99"] / 1000,
+            mean_ms=latency["mean"] / 1000,
+            max_ms=latency["max"] / 1000,
+            requests=int(result["requests"]),
+            duration_s=duration,
+        )
+
+
+@dataclass
+class Results:
+    """Every round's measurements, and what they add up to."""
+
+    gunicorn: dict[str, object]
+    load: LoadOptions
+    machine: dict[str, object]
+    rounds: list[dict[str, Measurement]] = field(default_factory=list)
+
+    def median(self, app: str) -> Measurement:
+        """The median of each figure over the rounds (each figure on its own)."""
+        runs = [round_[app] for round_ in self.rounds]
+        return Measurement(
+            requests_per_second=statistics.median(run.requests_per_second for run in runs),
+            p50_ms=statistics.median(run.p50_ms for run in runs),
+            p90_ms=statistics.median(run.p90_ms for run in runs),
+            p99_ms=statistics.median(run.p99_ms for run in runs),
+            mean_ms=statistics.median(run.mean_ms for run in runs),
+            max_ms=statistics.median(run.max_ms for run in runs),
+            requests=int(statistics.median(run.requests for run in runs)),
+            duration_s=statistics.median(run.duration_s for run in runs),
+        )
+
+    def goals(self) -> list[dict[str, object]]:
+        """The issue's serving goals, measured: ratios of the medians."""
+        service, course, empty = (self.median(app.name) for app in APPS)
+        over_empty = service.requests_per_second / empty.requests_per_second
+        over_course = service.requests_per_second / course.requests_per_second
+        return [
+            {
+                "goal": "service / empty req/s",
+                "measured": f"{over_empty:.2f}x",
+                "target": f">= {GOAL_SERVICE_OVER_EMPTY:.2f}x",
+                "value": over_empty,
+                "met": over_empty >= GOAL_SERVICE_OVER_EMPTY,
+            },
+            {
+                "goal": "service / course req/s",
+                "measured": f"{over_course:.2f}x",
+                "target": f">= {GOAL_SERVICE_OVER_COURSE:.2f}x",
+                "value": over_course,
+                "met": over_course >= GOAL_SERVICE_OVER_COURSE,
+            },
+            {
+                "goal": "service p99 vs course p99",
+                "measured": f"{service.p99_ms:.2f} vs {course.p99_ms:.2f} ms",
+                "target": "<= course",
+                "value": service.p99_ms / course.p99_ms,
+                "met": service.p99_ms <= course.p99_ms,
+            },
+        ]
+
+    def as_json(self) -> dict[str, object]:
+        """Everything, for ``--json``."""
+        return {
+            "gunicorn": self.gunicorn,
+            "load": asdict(self.load),
+            "machine": self.machine,
+            "rounds": [{app: asdict(run) for app, run in round_.items()} for round_ in self.rounds],
+            "median": {app.name: asdict(self.median(app.name)) for app in APPS},
+            "goals": self.goals(),
+        }
+
+
+def free_port() -> int:
+    """A port nobody listens on now, on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def machine() -> dict[str, object]:
+    """What the figures depend on, for reading them later."""
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def post_sample(url: str, body: bytes, timeout: float) -> dict:
+    """POST the sample customer once; its JSON answer. HTTPError on a non-2xx answer."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
+
+
+class Server:
+    """A gunicorn serving one app on a free loopback port, its output kept in a file."""
+
+    def __init__(self, app: App, options: GunicornOptions, log: Path) -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/predict"
+        self.log = log
+        with log.open("w") as sink:
+            # A session of its own: Ctrl-C reaches only this script, which then stops the server in order.
+            self.process = subprocess.Popen(
+                [*options.arguments(self.port), app.wsgi_app],
+                cwd=PROJECT_DIR,
+                env=options.environment(self.port),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self, last_lines: int = 30) -> str:
+        """The end of gunicorn's output, for error messages."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-last_lines:])
+
+    def wait_until_ready(self, body: bytes) -> dict:
+        """Poll /predict until it answers; the answer."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise BenchmarkError(
+                    f"{self.app.wsgi_app}: gunicorn exited with {self.process.returncode}:\n{self.output()}"
+                )
+            try:
+                return post_sample(self.url, body, timeout=5)
+            except urllib.error.HTTPError as error:
+                raise BenchmarkError(
+                    f"{self.app.wsgi_app} answered the sample customer with {error.code}: "
+                    f"{error.read()[:500]!r}\n{self.output()}"
+                ) from None
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchmarkError(
+                    f"{self.app.wsgi_app} did not answer within {START_TIMEOUT_SECONDS} s:\n{self.output()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM and wait for the graceful stop; SIGKILL to the whole group if it hangs."""
+        try:
+            if self.process.poll() is None:
+                self.process.terminate()
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(
+                f"warning: {self.app.wsgi_app} did not stop within {STOP_TIMEOUT_SECONDS} s; killing it",
+                file=sys.stderr,
+            )
+        finally:
+            # Workers outlive an arbiter that was killed or crashed; they are in its process group.
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@contextmanager
+def running(app: App, options: GunicornOptions, log: Path, body: bytes) -> Iterator[tuple[Server, dict]]:
+    """A ready server and its answer to the sample customer; stopped on the way out, whatever happens."""
+    server = Server(app, options, log)
+    try:
+        answer = server.wait_until_ready(body)
+        yield server, answer
+    finally:
+        server.stop()
+
+
+def wrk(url: str, load: LoadOptions, duration: int, body_file: Path) -> Measurement:
+    """One wrk run; :class:`BenchmarkError` when any request failed or was answered with other than 2xx."""
+    command = [
+        "wrk",
+        f"--threads={load.wrk_threads}",
+        f"--connections={load.connections}",
+        f"--duration={duration}s",
+        f"--timeout={load.timeout}s",
+        f"--script={WRK_SCRIPT}",
+        url,
+    ]
+    try:
+        completed = subprocess.run(
+            command,
+            env={**os.environ, "BENCHMARK_BODY_FILE": str(body_file)},
+            capture_output=True,
+            text=True,
+            timeout=duration + load.timeout + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"wrk did not finish a {duration} s run in time: {' '.join(command)}") from None
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    if completed.returncode != 0 or not lines:
+        raise BenchmarkError(
+            f"wrk failed (exit status {completed.returncode}): {' '.join(command)}\n"
+            f"{completed.stdout}{completed.stderr}"
+        )
+    result = json.loads(lines[-1].removeprefix(RESULT_MARKER))
+    errors = {name: count for name, count in result["errors"].items() if count}
+    if result["non_2xx"]:
+        errors["non-2xx"] = result["non_2xx"]
+    if errors:
+        raise BenchmarkError(f"requests to {url} failed: {errors} of {result['requests']:.0f}\n{completed.stdout}")
+    if not result["requests"]:
+        raise BenchmarkError(f"wrk completed no request to {url}")
+    return Measurement.from_wrk(result)
+
+
+def check_answers(answers: dict[str, dict]) -> None:
+    """The service and the course's server score the sample alike, and the empty endpoint is the constant."""
+    service, course = answers["service"]["churn_probability"], answers["course"]["churn_probability"]
+    if not math.isclose(service, course, rel_tol=0, abs_tol=PROBABILITY_TOLERANCE):
+        raise BenchmarkError(
+            f"the service scores the sample {service}, the course's server {course}: not the same model"
+        )
+    if answers["empty"] != {"churn_probability": 0.5, "churn": False}:
+        raise BenchmarkError(f"the empty endpoint answered {answers['empty']}")
+
+
+def run(options: GunicornOptions, load: LoadOptions, rounds: int) -> Results:
+    """Measure the three servers ``rounds`` times, interleaved, printing each run as it ends."""
+    if shutil.which("wrk") is None:
+        raise BenchmarkError("wrk is not installed: `apt-get install wrk`, or run scripts/benchmark, which does")
+    results = Results(gunicorn=options.resolved(), load=load, machine=machine())
+    print_header(results, rounds)
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
+        body_file = Path(folder) / "customer.json"
+        body = json.dumps(SAMPLE_CUSTOMER).encode()
+        body_file.write_bytes(body)
+        for number in range(rounds):
+            # A different server goes first each round, so none always starts on a machine just left idle.
+            order = APPS[number % len(APPS) :] + APPS[: number % len(APPS)]
+            measurements, answers = {}, {}
+            for app in order:
+                with running(app, options, Path(folder) / f"{app.name}.log", body) as (server, answer):
+                    answers[app.name] = answer
+                    if load.warmup:
+                        wrk(server.url, load, load.warmup, body_file)
+                    measurements[app.name] = measured = wrk(server.url, load, load.duration, body_file)
+                print(
+                    f"round {number + 1}/{rounds}  {app.name:<8} {measured.requests_per_second:>9,.0f} req/s"
+                    f"  p50 {measured.p50_ms:6.2f} ms  p99 {measured.p99_ms:6.2f} ms",
+                    flush=True,
+                )
+            check_answers(answers)
+            results.rounds.append({app.name: measurements[app.name] for app in APPS})
+    return results
+
+
+def print_header(results: Results, rounds: int) -> None:
+    """What is about to be measured, and how."""
+    settings, load, host = results.gunicorn, results.load, results.machine
+    print("HTTP: POST /predict with the course's customer, on 127.0.0.1")
+    print(
+        f"  wrk:      {load.wrk_threads} threads, {load.connections} connections, {load.duration} s measured after "
+        f"{load.warmup} s of warm-up; {rounds} round(s), the servers interleaved"
+    )
+    print(
+        f"  gunicorn: {CONFIG_FILE} (gunicorn.conf.py, access log off): {settings['workers']} "
+        f"{settings['worker_class']} workers x {settings['threads']} threads, keep-alive {settings['keepalive']} s"
+    )
+    print(
+        f"  machine:  {host['cpus']} CPUs, load average {host['load_average_at_start'][0]} at start; "
+        "wrk shares the CPUs with the servers"
+    )
+    for app in APPS:
+        print(f"  {app.name:<9} {app.wsgi_app:<31} {app.description}")
+    print(flush=True)
+
+
+def print_report(results: Results) -> None:
+    """The medians per server, then the goals and whether each is met."""
+    print(f"\nMedians over {len(results.rounds)} round(s):\n")
+    print(f"{'server':<10}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'requests':>11}")
+    for app in APPS:
+        median = results.median(app.name)
+        print(
+            f"{app.name:<10}{median.requests_per_second:>10,.0f}{median.p50_ms:>10.2f}{median.p90_ms:>10.2f}"
+            f"{median.p99_ms:>10.2f}{median.requests:>11,}"
+        )
+    print(f"\n{'goal':<28}{'measured':>22}{'target':>14}   met")
+    for goal in results.goals():
+        print(f"{goal['goal']:<28}{goal['measured']:>22}{goal['target']:>14}   {'yes' if goal['met'] else 'NO'}")
+    print(flush=True)
