@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> Summary:
         partial_output.replace(args.output)
         if summary.rejected:
             partial_rejects.replace(args.rejects)
+        else:
+            # A rejects file left by an earlier run of the same input would describe rows now fixed.
+            args.rejects.unlink(missing_ok=True)
     finally:
         partial_output.unlink(missing_ok=True)
         partial_rejects.unlink(missing_ok=True)

@@ -133,6 +133,7 @@ def test_cli_writes_complete_outputs_and_says_what_it_did(tmp_path, telco_rows, 
 
 def test_cli_all_good_exits_0_and_writes_no_rejects(tmp_path, telco_rows):
     source = write_csv(tmp_path / "in.csv", telco_rows[:20])
+    (tmp_path / "in-rejects.csv").write_text("line,errors\n5,from an earlier run\n")
     assert predict_file.main([str(source), "-o", str(tmp_path / "out.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "out.csv")) == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
