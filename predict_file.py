@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from churn.batch import CHUNK_ROWS, CsvError, Summary, score_csv
+from churn.cli import integer_at_least
 from churn.errors import InvalidCustomer
 from churn.model import ModelLoadError, load_model
 from churn.settings import Settings, SettingsError
@@ -48,14 +49,6 @@ class Progress:
         print(file=sys.stderr)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type for the chunk size."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
-
-
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command line, with outputs named after the input unless given."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].removesuffix("."))
@@ -63,7 +56,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=Path, help="scored CSV (default: INPUT-scored.csv)")
     parser.add_argument("--rejects", type=Path, help="rows that fail validation (default: INPUT-rejects.csv)")
     parser.add_argument("--threshold", type=float, help="churn is true from here up (default: CHURN_THRESHOLD or 0.5)")
-    parser.add_argument("--chunk-rows", type=positive_int, default=CHUNK_ROWS, help="rows held in memory at once")
+    parser.add_argument("--chunk-rows", type=integer_at_least(1), default=CHUNK_ROWS, help="rows held in memory")
     args = parser.parse_args(argv)
     stem = args.input.with_suffix("")
     args.output = args.output or stem.with_name(f"{stem.name}-scored.csv")

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from churn.training import DataError, train
-
-DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+from churn.training import DATA_FILE, DataError, train
 
 
 def positive_float(text: str) -> float:
@@ -24,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split(":")[0])
     parser.add_argument("--C", type=positive_float, default=1.0, help="inverse regularisation strength (default 1.0)")
     parser.add_argument("--n-splits", type=int, default=5, help="cross-validation folds (default 5)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the Telco churn CSV")
+    parser.add_argument("--data", type=Path, default=DATA_FILE, help="the Telco churn CSV")
     parser.add_argument("--output", type=Path, help="the model file (default model_C={C}.bin)")
     args = parser.parse_args(argv)
     if args.n_splits < 2:

@@ -10,22 +10,10 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks import serving
+from churn.cli import integer_at_least
 
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer of at least 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+positive_int = integer_at_least(1)
+non_negative_int = integer_at_least(0)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:

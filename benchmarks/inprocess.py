@@ -24,8 +24,8 @@ from churn.examples import RAW_TELCO_CUSTOMER
 from churn.frames import clean_frame
 from churn.model import load_model
 from churn.settings import PROJECT_DIR, Settings
+from churn.training import DATA_FILE, load_dataset
 
-DATA_FILE = PROJECT_DIR / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 ROWS = 1_000_000
 SINGLE_ROUNDS = 7
 BATCH_PATHS = ("course", "text", "category")
@@ -64,8 +64,7 @@ def single() -> dict[str, float]:
 
 def customers_frame(rows: int) -> pd.DataFrame:
     """``rows`` customers drawn from the Telco data, cleaned the course's way, as the course holds them."""
-    raw = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False)
-    clean = pd.DataFrame([schema.clean_customer(record) for record in raw.to_dict(orient="records")])
+    clean = pd.DataFrame(load_dataset(DATA_FILE).customers)
     return clean.sample(rows, replace=True, random_state=1).reset_index(drop=True)
 
 

@@ -21,7 +21,10 @@ from sklearn.model_selection import KFold, train_test_split
 from churn import schema
 from churn.errors import InvalidCustomer, Problem
 from churn.metadata import file_sha256, runtime_versions, write_metadata
+from churn.settings import PROJECT_DIR
 
+# The IBM Telco customer-churn export, committed with the project.
+DATA_FILE = PROJECT_DIR / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 SEED = 1
 TEST_SIZE = 0.2
 MAX_ITER = 1000

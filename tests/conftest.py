@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from churn.app import create_app
 from churn.model import ChurnModel, load_model
 from churn.settings import PROJECT_DIR, Settings
+from churn.training import DATA_FILE
 
-DATA_FILE = PROJECT_DIR / "data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 COURSE_FEATURES = [
     "gender", "seniorcitizen", "partner", "dependents", "phoneservice", "multiplelines", "internetservice",
