@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from churn.batch import CHUNK_ROWS, CsvError, Summary, score_csv
-from churn.cli import integer_at_least
+from churn.arguments import integer_at_least
+from churn.csv_files import CHUNK_ROWS, CsvError, Summary, score_csv
 from churn.errors import InvalidCustomer
 from churn.model import ModelLoadError, load_model
 from churn.settings import Settings, SettingsError

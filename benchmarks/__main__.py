@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks import serving
-from churn.cli import integer_at_least
+from churn.arguments import integer_at_least
 
 positive_int = integer_at_least(1)
 non_negative_int = integer_at_least(0)

@@ -20,8 +20,8 @@ import pandas as pd
 
 import predict_file
 from churn import schema
+from churn.columns import clean_frame
 from churn.examples import RAW_TELCO_CUSTOMER
-from churn.frames import clean_frame
 from churn.model import load_model
 from churn.settings import PROJECT_DIR, Settings
 from churn.training import DATA_FILE, load_dataset

@@ -2,7 +2,7 @@
 
 Flask's request and response objects, routing and hooks cost more than scoring a customer does.
 A well-formed JSON request with a ``Content-Length`` is answered here with the bytes the Flask view
-would send (:func:`churn.payload.answer` writes both); every other request, and every request
+would send (:func:`churn.prediction.answer` writes both); every other request, and every request
 that is refused or fails, goes on to Flask, which answers it with its errors and headers.
 """
 
@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable, Iterable
 
 from churn.model import ChurnModel
-from churn.payload import answer
+from churn.prediction import answer
 from churn.settings import Settings
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]

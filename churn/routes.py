@@ -9,10 +9,10 @@ import pandas as pd
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.utils import secure_filename
 
-from churn.batch import CsvError, check_columns, read_csv, score_frame
+from churn.csv_files import CsvError, check_columns, read_csv, score_frame
 from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, UnsupportedMediaType
 from churn.model import ChurnModel
-from churn.payload import answer
+from churn.prediction import answer
 from churn.settings import Settings
 
 UPLOAD_FIELD = "file"

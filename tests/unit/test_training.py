@@ -9,8 +9,8 @@ import pytest
 import train
 from churn import schema
 from churn.metadata import file_sha256, metadata_path, runtime_versions
-from churn.training import load_dataset
-from tests.conftest import COURSE_FEATURES, DATA_FILE
+from churn.training import DATA_FILE, load_dataset
+from tests.helpers.data import COURSE_FEATURES
 
 
 def test_dataset_cleans_like_the_course(course_frame):

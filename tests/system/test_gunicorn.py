@@ -3,26 +3,13 @@
 import re
 import shutil
 import socket
-import subprocess
 import time
 
-import pytest
 import requests
 
 from churn.metadata import metadata_path
-from churn.settings import PROJECT_DIR, Settings
-from tests.conftest import GUNICORN, start_gunicorn, stop
-
-pytestmark = pytest.mark.e2e
-
-
-def effective_config(**env: str) -> dict[str, str]:
-    """gunicorn's own reading of gunicorn.conf.py, as ``gunicorn predict:app`` would use it."""
-    output = subprocess.run(
-        [str(GUNICORN), "--print-config", "predict:app"],
-        cwd=PROJECT_DIR, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    return dict(re.findall(r"^(\w+)\s+= (.*)$", output, re.MULTILINE))
+from churn.settings import Settings
+from tests.helpers.gunicorn import effective_config, start_gunicorn, stop
 
 
 def test_configuration_without_flags():

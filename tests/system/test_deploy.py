@@ -9,8 +9,8 @@ from ebcli.operations import commonops, initializeops, platformops
 from ebcli.resources.strings import git_ignore
 
 from churn.settings import PROJECT_DIR
-from tests.deployment import PLATFORM, bundle_files, copied_sources, in_project, make_bundle, option_settings
-from tests.test_gunicorn import effective_config
+from tests.helpers.deployment import PLATFORM, bundle_files, copied_sources, in_project, make_bundle, option_settings
+from tests.helpers.gunicorn import effective_config
 
 CONFIG = PROJECT_DIR / ".elasticbeanstalk" / "config.yml"
 PROCESS = "aws:elasticbeanstalk:environment:process:default"

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from churn.settings import PROJECT_DIR
-from tests.conftest import free_port
-from tests.deployment import DOCKERFILE, copied_sources, dockerfile_instruction, make_bundle, option_settings
+from tests.helpers.deployment import DOCKERFILE, copied_sources, dockerfile_instruction, make_bundle, option_settings
+from tests.helpers.gunicorn import free_port
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
 PORT = 9696
@@ -179,7 +179,6 @@ def exec_in(container: Container, *command: str) -> str:
     return docker("exec", container.name, *command).stdout
 
 
-@pytest.mark.e2e
 def test_course_client_scores_against_the_container(container: Container):
     result = subprocess.run(
         [sys.executable, "predict_test.py", "--url", container.url],
@@ -191,7 +190,6 @@ def test_course_client_scores_against_the_container(container: Container):
     assert decision == "not sending promo email to xyz-123"
 
 
-@pytest.mark.e2e
 def test_health_path_that_elastic_beanstalk_probes(container: Container):
     response = requests.get(f"{container.url}{HEALTH_PATH}", timeout=10)
     assert response.status_code == 200
@@ -205,7 +203,6 @@ def test_health_path_that_elastic_beanstalk_probes(container: Container):
     assert status == "healthy", f"the image's HEALTHCHECK says {status}"
 
 
-@pytest.mark.e2e
 def test_gunicorn_is_pid_1_and_not_root(container: Container):
     status = exec_in(container, "cat", "/proc/1/status")
     uids = re.search(r"^Uid:\s+(.*)$", status, re.MULTILINE).group(1).split()
@@ -215,7 +212,6 @@ def test_gunicorn_is_pid_1_and_not_root(container: Container):
     assert exec_in(container, "id", "-u").strip() != "0"
 
 
-@pytest.mark.e2e
 def test_image_holds_the_serving_files_and_no_tools(container: Container):
     listed = exec_in(container, "find", "/app", "-type", "f").split()
     files = {path.removeprefix("/app/") for path in listed}
@@ -229,7 +225,6 @@ def test_image_holds_the_serving_files_and_no_tools(container: Container):
     assert exec_in(container, "python", "-c", probe).strip() == "[]"
 
 
-@pytest.mark.e2e
 def test_docker_stop_ends_it_cleanly_within_seconds(container: Container):
     started = time.monotonic()
     docker("stop", "--time=30", container.name, timeout=60)
@@ -240,7 +235,6 @@ def test_docker_stop_ends_it_cleanly_within_seconds(container: Container):
     assert "Shutting down: Master" in logs(container.name)
 
 
-@pytest.mark.e2e
 def test_stale_lock_fails_the_build(image: Image, tmp_path: Path):
     context = tmp_path / "context"
     shutil.copytree(image.context, context)

@@ -9,7 +9,7 @@ import pytest
 import predict_test
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import PROJECT_DIR
-from tests.conftest import free_port
+from tests.helpers.gunicorn import free_port
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,6 @@ def run_client(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.e2e
 def test_course_run_against_gunicorn(live_server):
     result = run_client("--url", f"{live_server.url}/predict")
     assert result.returncode == 0, result.stderr
@@ -54,7 +53,6 @@ def test_course_run_against_gunicorn(live_server):
     assert decision == "not sending promo email to xyz-123"
 
 
-@pytest.mark.e2e
 def test_likely_churner_from_a_file_gets_the_email(live_server, tmp_path):
     churner = {
         **SAMPLE_CUSTOMER,
@@ -72,7 +70,6 @@ def test_likely_churner_from_a_file_gets_the_email(live_server, tmp_path):
     assert result.stdout.splitlines()[-1] == "sending promo email to abc-1"
 
 
-@pytest.mark.e2e
 def test_batch_file(live_server, tmp_path):
     path = tmp_path / "customers.json"
     path.write_text(json.dumps([SAMPLE_CUSTOMER, {**SAMPLE_CUSTOMER, "customerid": "second"}]))
@@ -82,7 +79,6 @@ def test_batch_file(live_server, tmp_path):
     assert decisions == ["not sending promo email to 8879-zkjof", "not sending promo email to second"]
 
 
-@pytest.mark.e2e
 def test_service_error_is_readable_and_fails(live_server, tmp_path):
     path = tmp_path / "customer.json"
     path.write_text(json.dumps({**SAMPLE_CUSTOMER, "contract": "weekly"}))

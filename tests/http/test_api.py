@@ -10,8 +10,7 @@ import pytest
 from churn import schema
 from churn.app import create_app
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
-from churn.settings import Settings
-from tests.conftest import DATA_FILE
+from churn.training import DATA_FILE
 
 
 def post_json(client, document):
@@ -74,10 +73,10 @@ def test_likely_churner_is_flagged(client):
     assert body["churn"] is True
 
 
-def test_threshold_setting_decides_churn(model):
+def test_threshold_setting_decides_churn(model, client_with):
     probability = expected_probability(model, SAMPLE_CUSTOMER)
-    at = create_app(model, Settings(threshold=probability)).test_client()
-    above = create_app(model, Settings(threshold=math.nextafter(probability, 1))).test_client()
+    at = client_with(threshold=probability)
+    above = client_with(threshold=math.nextafter(probability, 1))
     assert post_json(at, SAMPLE_CUSTOMER).get_json()["churn"] is True
     assert post_json(above, SAMPLE_CUSTOMER).get_json()["churn"] is False
 
@@ -151,8 +150,8 @@ def test_not_json_is_415(client):
     assert_problem(response, 415, "Content-Type: application/json")
 
 
-def test_oversized_batch_is_413(model):
-    client = create_app(model, Settings(max_batch_size=2)).test_client()
+def test_oversized_batch_is_413(client_with):
+    client = client_with(max_batch_size=2)
     assert_problem(post_json(client, [SAMPLE_CUSTOMER] * 3), 413, "the limit is 2")
     assert post_json(client, [SAMPLE_CUSTOMER] * 2).status_code == 200
 
@@ -166,8 +165,8 @@ class UnreadableBody(io.BytesIO):
     readinto = readline = read
 
 
-def test_oversized_body_is_refused_from_its_content_length_before_reading(model):
-    client = create_app(model, Settings(max_request_bytes=1000)).test_client()
+def test_oversized_body_is_refused_from_its_content_length_before_reading(client_with):
+    client = client_with(max_request_bytes=1000)
     response = client.post(
         "/predict",
         input_stream=UnreadableBody(),
@@ -188,10 +187,10 @@ def post_chunked(client, body: bytes):
     )
 
 
-def test_chunked_body_over_the_limit_is_refused_and_at_the_limit_is_served(model):
+def test_chunked_body_over_the_limit_is_refused_and_at_the_limit_is_served(client_with):
     body = json.dumps(SAMPLE_CUSTOMER).encode()
-    at_limit = create_app(model, Settings(max_request_bytes=len(body))).test_client()
-    below_limit = create_app(model, Settings(max_request_bytes=len(body) - 1)).test_client()
+    at_limit = client_with(max_request_bytes=len(body))
+    below_limit = client_with(max_request_bytes=len(body) - 1)
     assert post_chunked(at_limit, body).status_code == 200
     assert_problem(post_chunked(below_limit, body), 413, "The body has more bytes; the limit is")
 
@@ -324,8 +323,8 @@ def test_predict_file_needs_a_form_415(client):
     assert_problem(response, 415, "-F file=@customers.csv")
 
 
-def test_predict_file_has_the_batch_and_body_limits(model):
-    client = create_app(model, Settings(max_batch_size=5, max_request_bytes=4000)).test_client()
+def test_predict_file_has_the_batch_and_body_limits(client_with):
+    client = client_with(max_batch_size=5, max_request_bytes=4000)
     assert upload(client, telco_csv(rows=5)).status_code == 200
     assert_problem(upload(client, telco_csv(rows=6)), 413, "more than 5 rows")
     assert_problem(upload(client, telco_csv(rows=30)), 413, "the limit is 4000")

@@ -20,9 +20,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from churn.examples import SAMPLE_CUSTOMER
 from churn.schema import CATEGORICAL, NUMERICAL
-from tests.conftest import Server
-
-pytestmark = pytest.mark.e2e
+from tests.helpers.gunicorn import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -11,10 +11,10 @@ import pytest
 
 import predict_file
 from churn import schema
-from churn.batch import CsvError, read_csv, score_csv
+from churn.csv_files import CsvError, read_csv, score_csv
 from churn.errors import InvalidCustomer
 from churn.settings import PROJECT_DIR
-from tests.conftest import DATA_FILE
+from churn.training import DATA_FILE
 
 
 @pytest.fixture(scope="module")

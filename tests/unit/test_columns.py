@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from churn import schema
+from churn.columns import clean_frame, feature_columns
 from churn.errors import InvalidCustomer
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
-from churn.frames import clean_frame, feature_columns
 
 NUMBER_SPELLINGS = [
     "1", " 2 ", "1_000", "+3", ".5", "5.", "1e3", "1E3", "0x10", "inf", "-inf", "nan", "Infinity", "",

@@ -14,7 +14,8 @@ from churn import schema
 from churn.metadata import file_sha256, metadata_path
 from churn.model import ModelLoadError, load_model
 from churn.settings import Settings
-from tests.conftest import COURSE_FEATURES, DATA_FILE
+from churn.training import DATA_FILE
+from tests.helpers.data import COURSE_FEATURES
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from churn import schema
+from churn.columns import clean_frame
 from churn.examples import SAMPLE_CUSTOMER
-from churn.frames import clean_frame
 from churn.scorer import sigmoid, sigmoid_array
-from tests.conftest import COURSE_FEATURES
+from tests.helpers.data import COURSE_FEATURES
 
 TOLERANCE = 1e-12
 LARGE = (0.0, 1e-300, 1.0, 1e6, 1e15, 1e300, sys.float_info.max)

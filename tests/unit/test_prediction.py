@@ -4,7 +4,7 @@ import pytest
 
 from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
-from churn.payload import parse_customers, parse_json, predictions
+from churn.prediction import parse_customers, parse_json, predictions
 
 
 @pytest.mark.parametrize(

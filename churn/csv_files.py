@@ -1,6 +1,6 @@
 """Scoring CSV files: chunk by chunk, so memory stays bounded whatever the file's size.
 
-Rows are validated by the API's rule (:mod:`churn.frames` applies :mod:`churn.schema`); a file
+Rows are validated by the API's rule (:mod:`churn.columns` applies :mod:`churn.schema`); a file
 that lacks a feature column or cannot be read as CSV is refused whole, before anything is written.
 """
 
@@ -13,8 +13,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from churn.columns import clean_frame, feature_columns
 from churn.errors import InvalidCustomer, Problem
-from churn.frames import clean_frame, feature_columns
 from churn.model import ChurnModel
 
 # About 7 MB of Telco-shaped CSV a chunk: per-chunk costs vanish, and a run peaks near 330 MB in all.
