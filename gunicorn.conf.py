@@ -4,13 +4,28 @@
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 wsgi_app = "predict:app"
 # All interfaces: inside a container 127.0.0.1 would be unreachable from outside.
 bind = f"0.0.0.0:{os.environ.get('PORT', '9696')}"
-# Scoring is CPU-bound: one worker per CPU this process may use (a container's cpuset, not the host's
-# count), plus one, measured faster with a lower p99 than the usual 2 x CPUs + 1 (README, "Benchmark").
-workers = int(os.environ.get("WEB_CONCURRENCY") or len(os.sched_getaffinity(0)) + 1)
+
+
+def _workers() -> int:
+    text = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if not text:
+        # Scoring is CPU-bound: one worker per CPU this process may use (a container's cpuset, not the host's
+        # count), plus one, measured faster with a lower p99 than the usual 2 x CPUs + 1 (benchmarks/README.md).
+        return len(os.sched_getaffinity(0)) + 1
+    if not text.isdigit() or int(text) < 1:
+        # Zero workers would be a master that never answers; say so instead of starting.
+        raise SystemExit(f"churn service cannot start: WEB_CONCURRENCY={text!r} is not valid: must be at least 1")
+    return int(text)
+
+
+workers = _workers()
 # gthread keeps connections alive between requests (sync workers close after every response);
 # two threads let a worker answer while another request of its waits on the network.
 worker_class = "gthread"
@@ -21,9 +36,44 @@ preload_app = True
 keepalive = 75
 timeout = 30
 graceful_timeout = 10
-accesslog = "-"
+# Text logs carry each request's id and duration; in JSON the service writes its own line per request.
+accesslog = None if os.environ.get("CHURN_LOG_FORMAT", "").strip().lower() == "json" else "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms id=%({x-request-id}o)s'
 errorlog = "-"
 # Heartbeat files on a container's overlay filesystem can stall workers; /dev/shm is memory.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # One fixed socket path per user would clash between instances (tests, several services).
 control_socket_disable = True
+
+# Metrics from every worker, in files (prometheus_client's multiprocess mode). Set before the app is
+# loaded, which preload does before any hook runs: a directory of this server's own, emptied now,
+# so counts of an earlier run are never added in.
+_given_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _given_metrics_dir:
+    metrics_dir = Path(_given_metrics_dir)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for _stale in metrics_dir.glob("*.db"):
+        _stale.unlink()
+else:
+    metrics_dir = Path(tempfile.mkdtemp(prefix="churn-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+def child_exit(server, worker):
+    """A worker is gone: keep its counts in the archive, drop its files (so restarts pile nothing up)."""
+    from churn.metrics import retire_worker
+
+    retire_worker(metrics_dir, worker.pid)
+
+
+def worker_exit(server, worker):
+    """A worker is stopping: write out the predictions it still holds, within the graceful timeout."""
+    from churn.app import shut_down
+
+    shut_down(worker.wsgi, timeout=graceful_timeout - 2)
+
+
+def on_exit(server):
+    """The server is stopping: a directory it made for itself goes with it."""
+    if not _given_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

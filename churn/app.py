@@ -1,97 +1,127 @@
-"""The Flask application factory, and the one place that turns the environment into a running app."""
+"""The application factory, and the one place that turns the environment into a running service."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from http import HTTPStatus
+import sys
 
-from flasgger import Swagger
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from churn import openapi, routes, schema
-from churn.errors import PayloadTooLarge, Problem, ServiceError
+from churn import apidocs, problems, request_log, schema
+from churn.auth import api_keys, require_key
+from churn.endpoints import Service
 from churn.examples import SAMPLE_CUSTOMER
-from churn.fast_path import FastPredict
+from churn.metrics import Metrics
 from churn.model import ChurnModel, ModelLoadError, load_model
+from churn.pipeline import Observer, Pipeline, check_media_type, limit_body
+from churn.prediction_log import PredictionLogError, open_prediction_log
 from churn.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
-# On every response: browsers must not guess a type other than the one declared.
-HEADERS = {"X-Content-Type-Options": "nosniff"}
+# On every response. The policy admits only the service's own scripts, styles and requests, so an
+# injected script or a framing page has nothing to work with.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+)
+# Flask's paths, by their first segment, as metrics and logs name them.
+PAGE_LABELS = {"": "/", "static": "/static/", "apidocs": apidocs.DOCS_ROUTE, apidocs.SPEC_ROUTE[1:]: apidocs.SPEC_ROUTE}
 
 
 def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
-    """A Flask app serving ``model``; ``settings`` default to :class:`Settings`' defaults."""
+    """The service for ``model`` under ``settings`` (defaults when omitted).
+
+    Raises :class:`PredictionLogError` when the prediction log's URL cannot be used.
+
+    The app is Flask, for the page, the API docs and static files; every request, those included,
+    goes through :class:`churn.pipeline.Pipeline`, which answers the API itself.
+    """
     settings = settings or Settings()
     app = Flask(__name__)
-    # For bodies sent without a Content-Length (chunked), Werkzeug stops reading here: one byte
-    # past the limit, so the view can tell an oversized body from one exactly at the limit.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    metrics = Metrics(model.metadata) if settings.metrics else None
+    prediction_log = None
+    if settings.prediction_log is not None:
+        prediction_log = open_prediction_log(settings.prediction_log, settings.prediction_log_buffer, metrics)
+    service = Service(model, settings, metrics, prediction_log)
 
     index_html = app.jinja_env.get_template("index.html").render(
         categorical=schema.CATEGORICAL,
         numerical=schema.NUMERICAL,
         example=SAMPLE_CUSTOMER,
         threshold=settings.threshold,
+        training_ranges=training_ranges(model.metadata),
     )
-    app.register_blueprint(routes.blueprint(model, settings, index_html))
-    _register_guards(app, settings)
-    Swagger(app, template=openapi.spec(settings), config=openapi.SWAGGER_CONFIG)
-    app.wsgi_app = FastPredict(app.wsgi_app, model, settings, list(HEADERS.items()))  # type: ignore[method-assign]
+    app.add_url_rule("/", "index", lambda: Response(index_html, mimetype="text/html"))
+    apidocs.register(app, model, settings)
+    _register_errors(app)
+
+    keys = api_keys(settings)
+    rules = [limit_body(settings.max_request_bytes), check_media_type]
+    if keys:
+        rules.append(require_key(keys))
+    observers: list[Observer] = []
+    if metrics is not None:
+        observers.append(lambda call, status, seconds: metrics.request(call.endpoint, status, seconds))
+    if settings.log_format == "json":
+        observers.append(request_log.json_lines())
+    app.wsgi_app = Pipeline(  # type: ignore[method-assign]
+        service.endpoints(), app.wsgi_app, rules, observers, SECURITY_HEADERS, PAGE_LABELS
+    )
+    app.extensions["churn"] = service
     return app
 
 
 def create_app_from_env() -> Flask:
     """The app for ``gunicorn predict:app``: settings from the environment, the model checked.
 
-    A model that cannot be served stops the process with the reason and the fix, rather than
-    serving wrong answers or errors.
+    Anything that would make the service serve wrong answers or errors stops the process at start
+    with one line saying why and what to do.
     """
     try:
         settings = Settings.from_env()
-        model = load_model(settings.model_path)
-    except (SettingsError, ModelLoadError) as error:
+        keys = api_keys(settings)
+        app = create_app(load_model(settings.model_path), settings)
+    except (SettingsError, ModelLoadError, PredictionLogError) as error:
         raise SystemExit(f"churn service cannot start: {error}") from None
-    return create_app(model, settings)
+    if not keys:
+        print(
+            "churn service: no API key is set (CHURN_API_KEYS or CHURN_API_KEYS_FILE): anyone who can reach it "
+            "may use it.",
+            file=sys.stderr,
+        )
+    return app
 
 
-def problem_response(status: int, detail: str, problems: Sequence[Problem] = ()) -> Response:
-    """The service's one error format, RFC 9457 problem details with a list of field problems."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "errors": [problem.as_dict() for problem in problems],
-    }
-    response = current_app.json.response(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    return response
+def training_ranges(metadata: dict[str, object]) -> dict[str, dict[str, float]]:
+    """Each number's smallest and largest value in training, from the metadata's reference distributions."""
+    numerical = metadata.get("reference", {}).get("numerical", {})  # type: ignore[union-attr]
+    return {name: {"min": stats["min"], "max": stats["max"]} for name, stats in numerical.items()}
 
 
-def _register_guards(app: Flask, settings: Settings) -> None:
-    @app.before_request
-    def refuse_large_bodies() -> None:
-        # Decided from the header alone, so an oversized body is never read.
-        if request.content_length is not None and request.content_length > settings.max_request_bytes:
-            raise PayloadTooLarge.body(settings.max_request_bytes, request.content_length)
+def shut_down(app: Flask, timeout: float) -> None:
+    """Write out what the prediction log still holds, within ``timeout`` seconds; for a stopping worker."""
+    service: Service = app.extensions["churn"]
+    if service.prediction_log is not None:
+        left = service.prediction_log.close(timeout)
+        if left:
+            logger.warning("the prediction log could not write %d records before stopping", left)
 
-    @app.after_request
-    def add_headers(response: Response) -> Response:
-        response.headers.update(HEADERS)
-        return response
 
-    @app.errorhandler(ServiceError)
-    def service_error(error: ServiceError) -> Response:
-        return problem_response(error.status, error.detail, error.problems)
+def _register_errors(app: Flask) -> None:
+    """Flask's own errors (an unknown path, a failure in a page) in the service's one format."""
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        response = problem_response(error.code or 500, error.description or HTTPStatus(error.code or 500).phrase)
+        code = error.code or 500
+        response = _problem_response(code, error.description or "")
         # Keeps headers such as 405's Allow.
         for name, value in error.get_headers():
             if name.lower() != "content-type":
@@ -100,5 +130,9 @@ def _register_guards(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(500, "The service failed to handle this request; the error is in its log.")
+        logger.exception("unhandled error")
+        return _problem_response(500, "The service failed to handle this request; the error is in its log.")
+
+
+def _problem_response(status: int, detail: str) -> Response:
+    return Response(problems.encode(problems.document(status, detail)), status, mimetype=problems.MEDIA_TYPE)

@@ -1,4 +1,4 @@
-"""Errors shared by training and serving, with the field problems they carry."""
+"""Errors shared by training and serving, with the field problems they carry; no HTTP status here."""
 
 from __future__ import annotations
 
@@ -42,9 +42,7 @@ class Problem:
 
 
 class ServiceError(Exception):
-    """An error a client caused, with the HTTP status that says so."""
-
-    status = 400
+    """Input the service refuses, with the field problems that say why; the web layer picks the status."""
 
     def __init__(self, detail: str, problems: Sequence[Problem] = ()) -> None:
         super().__init__(detail)
@@ -52,34 +50,51 @@ class ServiceError(Exception):
         self.problems = tuple(problems)
 
 
-class BadRequest(ServiceError):
-    """The body is not JSON of a shape the service understands."""
-
-    status = 400
+class MalformedInput(ServiceError):
+    """The input is not JSON or CSV of a shape the service understands."""
 
 
-class PayloadTooLarge(ServiceError):
-    """The body or the batch is larger than the service accepts."""
-
-    status = 413
+class TooLarge(ServiceError):
+    """The body, the batch or the file is larger than the service accepts."""
 
     @classmethod
-    def body(cls, limit: int, size: int | None = None) -> PayloadTooLarge:
+    def body(cls, limit: int, size: int | None = None) -> TooLarge:
         """The body is over ``limit`` bytes (``size`` when it declared one)."""
         has = f"{size} bytes" if size is not None else "more bytes"
         return cls(f"The body has {has}; the limit is {limit}. Split the batch into smaller requests.")
 
+    @classmethod
+    def batch(cls, size: int, limit: int) -> TooLarge:
+        """The batch has ``size`` customers, over ``limit``."""
+        return cls(f"The batch has {size} customers; the limit is {limit}. Split it into smaller requests.")
 
-class UnsupportedMediaType(ServiceError):
-    """The body is not declared as JSON."""
+    @classmethod
+    def file(cls, limit: int) -> TooLarge:
+        """The uploaded file has more than ``limit`` rows."""
+        return cls(f"The file has more than {limit} rows, the limit. Split it, or use predict_file.py.")
 
-    status = 415
+
+class UnsupportedFormat(ServiceError):
+    """The input is declared as something other than what the endpoint reads."""
+
+    @classmethod
+    def json(cls) -> UnsupportedFormat:
+        """The body was not declared as JSON."""
+        return cls(
+            "Send the customer as JSON with the header Content-Type: application/json "
+            "(with curl: -H 'Content-Type: application/json')."
+        )
+
+    @classmethod
+    def upload(cls, field: str) -> UnsupportedFormat:
+        """The body is not a multipart form."""
+        return cls(
+            f"Upload the CSV as multipart/form-data in a field named {field!r} (with curl: -F {field}=@customers.csv)."
+        )
 
 
 class InvalidCustomer(ServiceError):
-    """Well-formed JSON whose customer fields are missing or wrong."""
-
-    status = 422
+    """Well-formed input whose customer fields are missing or wrong."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__(summarise(problems), problems)

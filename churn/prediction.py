@@ -1,4 +1,7 @@
-"""Request bodies to cleaned customers: pure functions, apart from the web layer."""
+"""The predict step, apart from any web framework: a request body in, scored customers and the response out.
+
+The web layer adapts it to HTTP (churn.endpoints); everything it refuses is a domain error.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from churn import schema
-from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge, Problem
+from churn.errors import InvalidCustomer, MalformedInput, Problem, TooLarge
 from churn.model import ChurnModel
 
 
@@ -20,28 +23,58 @@ class Request:
     batch: bool
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A scored request: its customers, their probabilities, and the response records in request order."""
+
+    request: Request
+    probabilities: list[float]
+    results: list[dict[str, object]]
+
+    def response(self) -> bytes:
+        """The JSON response: one result for an object, an array for a batch; compact, with a newline."""
+        document = self.results if self.request.batch else self.results[0]
+        return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+
+
+class _Repeated(dict):  # type: ignore[type-arg]
+    """A JSON object that named some keys more than once: the last value would silently win."""
+
+    repeated: list[str]
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    seen: set[str] = set()
+    repeated = _Repeated(document)
+    repeated.repeated = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
+    return repeated
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_json(body: bytes) -> object:
-    """The JSON document in ``body``; :class:`BadRequest` for anything else.
+    """The JSON document in ``body``; :class:`MalformedInput` for anything else.
 
     Python's parser accepts ``NaN`` and ``Infinity``, and guesses UTF-16 or UTF-32 from the
     bytes; JSON is UTF-8 (RFC 8259) and has neither constant, so those are refused here.
     """
     try:
-        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant, object_pairs_hook=_object)
     except json.JSONDecodeError as error:
-        raise BadRequest(
+        raise MalformedInput(
             f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
         ) from None
     except UnicodeDecodeError:
-        raise BadRequest("The body is not valid JSON: it is not UTF-8 text.") from None
+        raise MalformedInput("The body is not valid JSON: it is not UTF-8 text.") from None
     except RecursionError:
-        raise BadRequest("The body is not valid JSON for this service: it is nested too deeply.") from None
+        raise MalformedInput("The body is not valid JSON for this service: it is nested too deeply.") from None
     except ValueError as error:
-        raise BadRequest(f"The body is not valid JSON: {error}.") from None
+        raise MalformedInput(f"The body is not valid JSON: {error}.") from None
 
 
 def parse_customers(document: object, max_batch_size: int) -> Request:
@@ -50,16 +83,16 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     A batch is all or nothing: every problem of every record is reported, with its index.
     """
     if isinstance(document, Mapping):
-        customer, customer_id = schema.clean_record(document)
+        customer, customer_id = _clean(document)
         return Request([customer], [customer_id], batch=False)
     if not isinstance(document, list):
-        raise BadRequest(f"The body must be a customer object or an array of them, not {schema.json_type(document)}.")
-    if not document:
-        raise BadRequest("The batch is empty: send at least one customer.")
-    if len(document) > max_batch_size:
-        raise PayloadTooLarge(
-            f"The batch has {len(document)} customers; the limit is {max_batch_size}. Split it into smaller requests."
+        raise MalformedInput(
+            f"The body must be a customer object or an array of them, not {schema.json_type(document)}."
         )
+    if not document:
+        raise MalformedInput("The batch is empty: send at least one customer.")
+    if len(document) > max_batch_size:
+        raise TooLarge.batch(len(document), max_batch_size)
     customers: list[schema.Customer] = []
     ids: list[object] = []
     problems: list[Problem] = []
@@ -68,7 +101,7 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
             problems.append(Problem(None, f"must be a customer object, not {schema.json_type(record)}", index))
             continue
         try:
-            customer, customer_id = schema.clean_record(record)
+            customer, customer_id = _clean(record)
         except InvalidCustomer as error:
             problems.extend(problem.at(index) for problem in error.problems)
             continue
@@ -79,14 +112,19 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     return Request(customers, ids, batch=True)
 
 
-def answer(model: ChurnModel, body: bytes, threshold: float, max_batch_size: int) -> bytes:
-    """The JSON response to a ``/predict`` body: one result for an object, an array for a batch.
+def _clean(record: Mapping[str, object]) -> tuple[schema.Customer, object]:
+    if isinstance(record, _Repeated):
+        raise InvalidCustomer(
+            [Problem(schema.normalise(key), "is given twice") for key in dict.fromkeys(record.repeated)]
+        )
+    return schema.clean_record(record)
 
-    Compact, as Flask's ``jsonify`` writes it; raises :class:`ServiceError` for a body it refuses.
-    """
-    parsed = parse_customers(parse_json(body), max_batch_size)
-    results = predictions(model.predict_proba(parsed.customers), parsed.ids, threshold)
-    return json.dumps(results if parsed.batch else results[0], separators=(",", ":")).encode() + b"\n"
+
+def score(model: ChurnModel, body: bytes, threshold: float, max_batch_size: int) -> Scored:
+    """Parse, validate and score a ``/predict`` body; a domain error for a body it refuses."""
+    request = parse_customers(parse_json(body), max_batch_size)
+    probabilities = model.predict_proba(request.customers)
+    return Scored(request, probabilities, predictions(probabilities, request.ids, threshold))
 
 
 def predictions(probabilities: list[float], ids: list[object], threshold: float) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from sklearn.model_selection import KFold, train_test_split
 from churn import schema
 from churn.errors import InvalidCustomer, Problem
 from churn.metadata import file_sha256, runtime_versions, write_metadata
+from churn.reference import reference_distributions
 from churn.settings import PROJECT_DIR
 
 # The IBM Telco customer-churn export, committed with the project.
@@ -61,13 +61,13 @@ def load_dataset(path: Path) -> Dataset:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise DataError(f"Data file {path} not found.") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"Cannot read {path} as CSV: {error}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        raise DataError(f"{path} is not the Telco churn data: it cannot be read as a CSV file with a header line.") from None
 
     columns = {schema.normalise(column) for column in frame.columns}
     missing = [name for name in (*schema.FEATURES, schema.TARGET) if name not in columns]
     if missing:
-        raise DataError(f"{path} lacks the columns {missing}: is it the Telco churn data?")
+        raise DataError(f"{path} is not the Telco churn data: it lacks the columns {missing}.")
     if frame.empty:
         raise DataError(f"{path} has no rows.")
 
@@ -115,6 +115,12 @@ def predict(pair: tuple[DictVectorizer, LogisticRegression], customers: Sequence
     return regression.predict_proba(vectorizer.transform(customers))[:, 1]
 
 
+def split_positions(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The course's split of ``rows`` customers: positions of the full training set and of the test set."""
+    full_train, test = train_test_split(np.arange(rows), test_size=TEST_SIZE, random_state=SEED)
+    return full_train, test
+
+
 def train(
     data_path: Path,
     output: Path,
@@ -125,8 +131,7 @@ def train(
     """Cross-validate, fit on the full training split, score the test split, write model and metadata."""
     started = time.perf_counter()
     dataset = load_dataset(data_path)
-    positions = np.arange(len(dataset.customers))
-    full_train, test = train_test_split(positions, test_size=TEST_SIZE, random_state=SEED)
+    full_train, test = split_positions(len(dataset.customers))
 
     def subset(indices: np.ndarray) -> list[schema.Customer]:
         return [dataset.customers[i] for i in indices]
@@ -153,6 +158,8 @@ def train(
     test_auc = float(roc_auc_score(dataset.churn[test], predict(pair, subset(test))))
     final_iterations, remark = iterations_note(pair)
     report(f"auc={test_auc:.3f}{remark}")
+    training_customers = subset(full_train)
+    reference = reference_distributions(training_customers, predict(pair, training_customers))
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as stream:
@@ -163,14 +170,14 @@ def train(
         "seed": SEED,
         "cv_auc": {"folds": fold_aucs, "mean": mean_auc, "std": std_auc},
         "test_auc": test_auc,
-        "rows": {"total": len(positions), "full_train": len(full_train), "test": len(test)},
+        "rows": {"total": len(dataset.customers), "full_train": len(full_train), "test": len(test)},
         "solver_iterations": {"max_iter": MAX_ITER, "folds": fold_iterations, "final": final_iterations},
         "data": {"file": data_path.name, "sha256": dataset.sha256},
+        # Only what the data and the versions decide: retraining the same data rewrites the same file.
         "versions": runtime_versions(),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "training_seconds": round(time.perf_counter() - started, 3),
         "schema": schema.schema_document(),
+        "reference": reference,
     }
     metadata_file = write_metadata(output, metadata)
-    report(f"the model is saved to {output} (metadata in {metadata_file})")
+    report(f"the model is saved to {output} (metadata in {metadata_file}), in {time.perf_counter() - started:.1f} s")
     return TrainingResult(fold_aucs, test_auc, metadata)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from churn.errors import BadRequest, InvalidCustomer, PayloadTooLarge
+from churn.errors import MalformedInput, InvalidCustomer, TooLarge
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
 from churn.prediction import parse_customers, parse_json, predictions
 
@@ -19,7 +19,7 @@ from churn.prediction import parse_customers, parse_json, predictions
     ],
 )
 def test_bad_json_is_a_bad_request(body, detail):
-    with pytest.raises(BadRequest) as caught:
+    with pytest.raises(MalformedInput) as caught:
         parse_json(body)
     assert caught.value.detail == detail
 
@@ -39,17 +39,17 @@ def test_batch_keeps_order_and_ids_in_any_spelling():
 
 @pytest.mark.parametrize("document", ["a string", 42, None, True])
 def test_body_must_be_object_or_array(document):
-    with pytest.raises(BadRequest, match="must be a customer object or an array of them"):
+    with pytest.raises(MalformedInput, match="must be a customer object or an array of them"):
         parse_customers(document, max_batch_size=10)
 
 
 def test_empty_batch():
-    with pytest.raises(BadRequest, match="The batch is empty"):
+    with pytest.raises(MalformedInput, match="The batch is empty"):
         parse_customers([], max_batch_size=10)
 
 
 def test_oversized_batch():
-    with pytest.raises(PayloadTooLarge, match="The batch has 11 customers; the limit is 10"):
+    with pytest.raises(TooLarge, match="The batch has 11 customers; the limit is 10"):
         parse_customers([SAMPLE_CUSTOMER] * 11, max_batch_size=10)
 
 

@@ -9,6 +9,7 @@ import pytest
 import train
 from churn import schema
 from churn.metadata import file_sha256, metadata_path, runtime_versions
+from churn.settings import Settings
 from churn.training import DATA_FILE, load_dataset
 from tests.helpers.data import COURSE_FEATURES
 
@@ -58,7 +59,14 @@ def test_metadata_records_what_serving_checks(retrained):
     assert metadata["cv_auc"]["std"] == pytest.approx(np.std(result.fold_aucs))
     assert metadata["schema"] == schema.schema_document()
     assert metadata["solver_iterations"]["max_iter"] == 1000
-    assert metadata["training_seconds"] > 0
+    assert set(metadata["reference"]["numerical"]) == set(schema.NUMERICAL)
+    assert metadata["reference"]["rows"] == 5634
+
+
+def test_retraining_rewrites_the_committed_metadata_byte_for_byte(retrained):
+    output, _, _ = retrained
+    # No time of day nor duration in it: a retrained model leaves `git status` clean.
+    assert metadata_path(output).read_text() == metadata_path(Settings().model_path).read_text()
 
 
 def test_default_output_is_named_after_c():

@@ -1,0 +1,387 @@
+"""Where the prediction log writes: SQL databases, a Redis stream or standard output.
+
+A sink turns each record into what it stores (:meth:`Sink.encode`), then writes a batch of them
+at once (:meth:`Sink.write`): all of the batch or none of it, and never twice. Each batch has an
+id that is stored with it in the same transaction, so that a retry after an error whose outcome
+is unknown (the connection dropped after the commit was sent) can see that the batch is in.
+
+Sinks are built per process by the factory :func:`sink_factory` returns: a connection pool or a
+client must not cross a ``fork``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from churn import schema
+
+if TYPE_CHECKING:
+    from churn.prediction_log import PredictionRecord
+
+SCHEMA_VERSION = 1
+# A stalled server must not hold the writer for long: it retries instead, and close() has 10 s.
+CONNECT_TIMEOUT_S = 5
+# What SQLite waits for another process's write lock: gunicorn workers share one file.
+SQLITE_BUSY_TIMEOUT_S = 5
+REDIS_STREAM = "churn_predictions"
+REDIS_MAXLEN = 1_000_000
+# Long enough for any retry to find the marker of a batch whose EXEC answer was lost.
+REDIS_BATCH_MARKER_TTL_S = 24 * 3600
+
+
+class PredictionLogError(ValueError):
+    """The prediction log cannot be opened as configured; the message says why."""
+
+
+# Microseconds: MySQL's DATETIME keeps whole seconds unless asked.
+_TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+_FLAGS = frozenset(name for name, allowed in schema.CATEGORICAL.items() if isinstance(allowed[0], int))
+_FEATURE_TYPES = {
+    **{name: SmallInteger if name in _FLAGS else String(32) for name in schema.CATEGORICAL},
+    **{name: Double for name in schema.NUMERICAL},
+}
+_CASTS: dict[str, Callable[[Any], str | int | float]] = {
+    **{name: int if name in _FLAGS else str for name in schema.CATEGORICAL},
+    **{name: float for name in schema.NUMERICAL},
+}
+
+METADATA = MetaData()
+PREDICTIONS = Table(
+    "churn_predictions",
+    METADATA,
+    # SQLite only auto-increments an INTEGER primary key.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("logged_at", _TIMESTAMP, nullable=False, index=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("customer_id", String(255)),
+    # One column per feature, for GROUP BY; the JSON keeps the record whole if the schema grows.
+    *(Column(name, column_type) for name, column_type in _FEATURE_TYPES.items()),
+    Column("features", Text, nullable=False),
+    Column("probability", Double, nullable=False),
+    Column("decision", Boolean, nullable=False),
+    Column("threshold", Double, nullable=False),
+    Column("model_sha256", String(64), nullable=False),
+    Column("model_c", Double, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+)
+BATCHES = Table(
+    "churn_prediction_batches",
+    METADATA,
+    Column("batch_id", String(32), primary_key=True),
+    Column("written_at", _TIMESTAMP, nullable=False),
+    Column("records", Integer, nullable=False),
+)
+SCHEMA_VERSIONS = Table(
+    "churn_prediction_log_schema",
+    METADATA,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", _TIMESTAMP, nullable=False),
+)
+
+Item = TypeVar("Item")
+
+
+class Sink(Protocol[Item]):
+    """One destination of the log, owned by the writer thread of one process."""
+
+    def encode(self, record: PredictionRecord) -> Item:
+        """What the sink stores for ``record``; raises if the record cannot be stored."""
+
+    def write(self, items: list[Item], batch_id: str, retrying: bool) -> None:
+        """Store all ``items`` or none; when ``retrying``, first check whether batch ``batch_id`` is stored."""
+
+    def probe(self) -> bool:
+        """Whether the destination answers now."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def record_document(record: PredictionRecord) -> dict[str, object]:
+    """``record`` as plain JSON data: the stdout line and the Redis entry's fields."""
+    return _document(record, plain_features(record.features))
+
+
+def _document(record: PredictionRecord, features: dict[str, str | int | float]) -> dict[str, object]:
+    return {
+        "request_id": str(record.request_id),
+        "logged_at": record.logged_at.astimezone(UTC).isoformat(),
+        "endpoint": str(record.endpoint),
+        "customer_id": None if record.customer_id is None else str(record.customer_id),
+        "features": features,
+        "probability": float(record.probability),
+        "decision": bool(record.decision),
+        "threshold": float(record.threshold),
+        "model_sha256": str(record.model_sha256),
+        "model_c": float(record.model_c),
+        "latency_ms": float(record.latency_ms),
+    }
+
+
+def plain_features(features: Mapping[str, object]) -> dict[str, str | int | float]:
+    """The features with plain Python values: a NumPy number, say, becomes the schema's type."""
+    return {name: _CASTS.get(name, _plain)(value) for name, value in features.items()}
+
+
+def _plain(value: object) -> str | int | float:
+    # Features outside the schema are kept as given, if JSON has a type for them.
+    return value if isinstance(value, str | int | float) else str(value)
+
+
+class SqlSink:
+    """Rows in ``churn_predictions`` through SQLAlchemy, one transaction per batch."""
+
+    def __init__(self, url: URL) -> None:
+        self._engine = _engine(url)
+        self._schema_ready = False
+
+    def encode(self, record: PredictionRecord) -> dict[str, object]:
+        """The row of ``record``."""
+        features = plain_features(record.features)
+        return {
+            **_document(record, features),
+            "logged_at": record.logged_at.astimezone(UTC),
+            **{name: features.get(name) for name in _FEATURE_TYPES},
+            "features": json.dumps(features, separators=(",", ":")),
+        }
+
+    def write(self, items: list[dict[str, object]], batch_id: str, retrying: bool) -> None:
+        """Insert the rows and the batch's id in one transaction, unless the id is already there."""
+        if not self._schema_ready:
+            self._create_schema()
+        with self._engine.begin() as connection:
+            if retrying and connection.scalar(select(BATCHES.c.batch_id).where(BATCHES.c.batch_id == batch_id)):
+                return
+            connection.execute(BATCHES.insert(), {"batch_id": batch_id, "written_at": _now(), "records": len(items)})
+            connection.execute(PREDICTIONS.insert(), items)
+
+    def probe(self) -> bool:
+        """Whether a connection can run ``SELECT 1``."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(select(1))
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._engine.dispose()
+
+    def _create_schema(self) -> None:
+        with self._engine.begin() as connection:
+            METADATA.create_all(connection)
+            version = connection.scalar(select(func.max(SCHEMA_VERSIONS.c.version)))
+            if version is None:
+                connection.execute(SCHEMA_VERSIONS.insert(), {"version": SCHEMA_VERSION, "applied_at": _now()})
+            elif version != SCHEMA_VERSION:
+                raise PredictionLogError(
+                    f"the prediction log tables have schema version {version}, this service writes version "
+                    f"{SCHEMA_VERSION}: migrate them or log to another database"
+                )
+        self._schema_ready = True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _engine(url: URL) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        # The driver's own transaction handling would begin lazily; the writer begins its own (below).
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None})
+        event.listen(engine, "connect", _use_wal)
+        event.listen(engine, "begin", _begin_immediate)
+        return engine
+    if backend == "postgresql":
+        connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    else:
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 30, "write_timeout": 30}
+    # A restarted server leaves dead connections in the pool: test each before use.
+    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _begin_immediate(connection: Any) -> None:
+    # Take the write lock first, waiting the busy timeout for it: a deferred transaction that reads,
+    # then writes, fails at once when another process wrote in between.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_wal(connection: Any, _record: object) -> None:
+    # WAL lets readers (monitoring) and one writer at a time from any process share the file.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.close()
+
+
+class RedisSink:
+    """Entries of a Redis stream, capped with ``XADD MAXLEN ~``, one ``MULTI``/``EXEC`` per batch."""
+
+    def __init__(self, url: str, stream: str, maxlen: int) -> None:
+        # redis-py would resend a whole MULTI/EXEC after a lost answer: the writer retries itself.
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=CONNECT_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._stream = stream
+        self._maxlen = maxlen
+
+    def encode(self, record: PredictionRecord) -> dict[str, str]:
+        """The entry's fields: text as it is, other values as JSON, no field for a missing customer id."""
+        return {
+            name: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            for name, value in record_document(record).items()
+            if value is not None
+        }
+
+    def write(self, items: list[dict[str, str]], batch_id: str, retrying: bool) -> None:
+        """Add the entries and a marker key for the batch in one transaction, unless the marker exists."""
+        marker = f"{self._stream}:batch:{batch_id}"
+        if retrying and self._client.exists(marker):
+            return
+        with self._client.pipeline(transaction=True) as pipeline:
+            pipeline.set(marker, len(items), ex=REDIS_BATCH_MARKER_TTL_S)
+            for fields in items:
+                pipeline.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+            pipeline.execute()
+
+    def probe(self) -> bool:
+        """Whether the server answers ``PING``."""
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+
+class StdoutSink:
+    """One JSON line per record on standard output, for a log collector to pick up."""
+
+    def encode(self, record: PredictionRecord) -> str:
+        """The record's line."""
+        return json.dumps(record_document(record), separators=(",", ":")) + "\n"
+
+    def write(self, items: list[str], batch_id: str, retrying: bool) -> None:
+        """Write the lines in one call, so that other output does not cut into them."""
+        sys.stdout.write("".join(items))
+        sys.stdout.flush()
+
+    def probe(self) -> bool:
+        """Standard output is always there."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release: standard output is not ours to close."""
+
+
+def sink_factory(url: str) -> Callable[[], Sink[Any]]:
+    """What builds the sink ``url`` names, checked now: :class:`PredictionLogError` says what is wrong."""
+    if url.strip() == "stdout":
+        return StdoutSink
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        redis_url, stream, maxlen = _redis_options(url)
+        return lambda: RedisSink(redis_url, stream, maxlen)
+    sql_url = database_url(url)
+    return lambda: SqlSink(sql_url)
+
+
+SQL_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+SUPPORTED = "sqlite:///FILE, postgresql://..., mysql+pymysql://..., redis://... or stdout"
+
+
+def database_url(url: str) -> URL:
+    """The SQLAlchemy URL for ``url``, with psycopg (3) for PostgreSQL and PyMySQL for MySQL and MariaDB."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise PredictionLogError(f"prediction log URL {url!r} is not a URL; use {SUPPORTED}") from None
+    backend = "postgresql" if parsed.get_backend_name() == "postgres" else parsed.get_backend_name()
+    if backend not in SQL_DRIVERS:
+        raise PredictionLogError(
+            f"prediction log URL {mask_password(url)!r} has the unsupported scheme {parsed.drivername!r}; "
+            f"use {SUPPORTED}"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise PredictionLogError(
+            f"prediction log URL {mask_password(url)!r} names no file: an in-memory database is lost with its process; "
+            "use sqlite:///path/to/predictions.db"
+        )
+    driver = parsed.get_driver_name() if "+" in parsed.drivername else SQL_DRIVERS[backend]
+    parsed = parsed.set(drivername=f"{backend}+{driver}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as error:
+        raise PredictionLogError(
+            f"prediction log URL {mask_password(url)!r} needs the driver {parsed.drivername!r}, "
+            f"which cannot be loaded ({error})"
+        ) from None
+    return parsed
+
+
+def _redis_options(url: str) -> tuple[str, str, int]:
+    # The stream's name and cap ride in the query; redis-py would reject them as connection options.
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    stream = query.pop("stream", REDIS_STREAM)
+    try:
+        maxlen = int(query.pop("maxlen", REDIS_MAXLEN))
+        if maxlen < 1:
+            raise ValueError
+    except ValueError:
+        raise PredictionLogError(
+            f"prediction log URL {mask_password(url)!r}: maxlen must be a positive whole number"
+        ) from None
+    redis_url = urlunsplit(parts._replace(query=urlencode(query)))
+    try:
+        redis.ConnectionPool.from_url(redis_url)
+    except ValueError as error:
+        raise PredictionLogError(f"prediction log URL {mask_password(url)!r} is not a Redis URL: {error}") from None
+    return redis_url, stream, maxlen
+
+
+def mask_password(url: str) -> str:
+    """``url`` fit for a log line: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
