@@ -1,5 +1,6 @@
 # The churn service: gunicorn serving predict:app on port 9696.
 #   docker build -t churn-serving .
+#   docker build --build-arg MODEL=model_C=0.5.bin -t churn-serving .    another model the project root holds
 #   docker run --rm -p 9696:9696 churn-serving
 
 # Build stage: the locked packages, installed by pipenv into a virtualenv that the final stage copies
@@ -37,8 +38,14 @@ COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
 # Owned by root and read-only to the service user.
-COPY gunicorn.conf.py predict.py model_C=1.0.bin model_C=1.0.bin.json ./
+COPY gunicorn.conf.py predict.py ./
 COPY churn/ churn/
+# The model to serve, with its metadata: any `model_C=*.bin` that train.py wrote at the project root
+# (.dockerignore and .ebignore admit them all). Elastic Beanstalk builds without build arguments, so
+# this default is the model it serves: change it here to deploy another one there.
+ARG MODEL=model_C=1.0.bin
+COPY ${MODEL} ${MODEL}.json ./
+ENV CHURN_MODEL_PATH=/app/${MODEL}
 
 # Numeric, so Docker and Kubernetes' runAsNonRoot can tell it is not root without reading /etc/passwd.
 USER 10001:10001

@@ -4,6 +4,9 @@
     python predict_test.py --url http://<host>/predict       # Docker or the cloud
     python predict_test.py --customer customer.json          # another customer (or an array of them)
 
+Where the service is: ``--url``, else the ``CHURN_URL`` variable, else localhost on ``PORT`` (9696). A service
+with API keys gets the key from ``--api-key`` or the ``CHURN_API_KEY`` variable.
+
 It needs only ``requests``, so it can be copied to any machine that calls the service.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -84,10 +88,16 @@ def describe_error(response: requests.Response) -> str:
         return f"{response.status_code} {response.reason}: {response.text[:500]}"
 
 
-def predict(url: str, payload: dict | list) -> dict | list:
+def default_url(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """``CHURN_URL`` when set, else the local service on ``PORT`` (9696 unless set), as gunicorn.conf.py binds it."""
+    return environ.get("CHURN_URL", "").strip() or f"http://localhost:{environ.get('PORT', '').strip() or 9696}/predict"
+
+
+def predict(url: str, payload: dict | list, api_key: str | None = None) -> dict | list:
     """POST ``payload`` to the service and return its JSON answer; :class:`ClientError` when it fails."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = requests.post(url, json=payload, timeout=TIMEOUT_SECONDS)
+        response = requests.post(url, json=payload, headers=headers, timeout=TIMEOUT_SECONDS)
     except requests.ConnectionError:
         raise ClientError(
             f"cannot connect to {url}: is the service running? Start it with `pipenv run gunicorn predict:app`."
@@ -116,13 +126,20 @@ def report(result: dict, customer_id: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Score the customer(s) and print the decisions; exit status 1 with a message on failure."""
     parser = argparse.ArgumentParser(description="Score customers with the churn service.")
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"the service's predict URL (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--url",
+        default=default_url(),
+        help=f"the service's predict URL (default: CHURN_URL, else {DEFAULT_URL} on PORT)",
+    )
     parser.add_argument("--customer", type=Path, help="a JSON file with a customer object or an array of them")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("CHURN_API_KEY") or None, help="the API key, if the service has keys"
+    )
     args = parser.parse_args(argv)
     try:
         url = predict_url(args.url)
         payload = load_customers(args.customer) if args.customer else customer
-        answer = predict(url, payload)
+        answer = predict(url, payload, args.api_key)
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from churn import apidocs, problems, request_log, schema
 from churn.auth import api_keys, require_key
 from churn.endpoints import Service
 from churn.examples import SAMPLE_CUSTOMER
+from churn.explain import Explainer
 from churn.metrics import Metrics
 from churn.model import ChurnModel, ModelLoadError, load_model
 from churn.pipeline import Observer, Pipeline, check_media_type, limit_body
@@ -50,7 +51,9 @@ def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
     prediction_log = None
     if settings.prediction_log is not None:
         prediction_log = open_prediction_log(settings.prediction_log, settings.prediction_log_buffer, metrics)
-    service = Service(model, settings, metrics, prediction_log)
+    service = Service(
+        model, settings, metrics, prediction_log, Explainer.from_model(model.scorer, model.metadata["reference"])
+    )
 
     index_html = app.jinja_env.get_template("index.html").render(
         categorical=schema.CATEGORICAL,

@@ -17,17 +17,43 @@ from churn.errors import InvalidCustomer, Problem
 
 
 @dataclass(frozen=True)
+class FieldFaults:
+    """Why rows of one field are bad: one message per distinct bad value, which rows index by code.
+
+    ``codes[row]`` is the position of the row's message in ``messages``, or -1 where its value is good.
+    """
+
+    field: str
+    codes: np.ndarray
+    messages: list[str]
+    allowed: tuple[str | int, ...] | None
+
+
+@dataclass(frozen=True)
 class Columns:
     """A frame's features ready for :meth:`churn.scorer.Scorer.score_columns`, and its bad rows.
 
     ``codes`` are positions in ``schema.CATEGORICAL[name]``; rows marked in ``rejected`` hold
-    placeholders and are described by ``problems`` (with ``index`` the row's position).
+    placeholders and are described by ``faults``, one per field that has a bad value, in the schema's order.
     """
 
     codes: dict[str, np.ndarray]
     numbers: dict[str, np.ndarray]
     rejected: np.ndarray
-    problems: list[Problem]
+    faults: list[FieldFaults]
+
+    def problems(self) -> list[Problem]:
+        """Every bad value as a :class:`Problem` (``index`` its row), by row and then in the schema's order."""
+        problems = []
+        for fault in self.faults:
+            rows = np.flatnonzero(fault.codes >= 0)
+            problems.extend(
+                Problem(fault.field, fault.messages[code], row, fault.allowed)
+                for row, code in zip(rows.tolist(), fault.codes[rows].tolist(), strict=True)
+            )
+        # Stable: within a row, the fields stay in the schema's order.
+        problems.sort(key=lambda problem: problem.index)  # type: ignore[arg-type,return-value]
+        return problems
 
 
 def feature_columns(columns: list[str]) -> dict[str, str]:
@@ -53,16 +79,13 @@ def feature_columns(columns: list[str]) -> dict[str, str]:
 def clean_frame(frame: pd.DataFrame) -> Columns:
     """The features of every row of ``frame``, with the problems of the rows that break the schema."""
     columns = feature_columns(list(frame.columns))
+    faults: list[FieldFaults] = []
+    codes = {name: _category_codes(name, frame[columns[name]], faults) for name in schema.CATEGORICAL}
+    numbers = {name: _numbers(name, frame[columns[name]], faults) for name in schema.NUMERICAL}
     rejected = np.zeros(len(frame), dtype=bool)
-    problems: list[Problem] = []
-    codes = {}
-    for name in schema.CATEGORICAL:
-        codes[name] = _category_codes(name, frame[columns[name]], rejected, problems)
-    numbers = {}
-    for name in schema.NUMERICAL:
-        numbers[name] = _numbers(name, frame[columns[name]], rejected, problems)
-    problems.sort(key=lambda problem: problem.index or 0)
-    return Columns(codes, numbers, rejected, problems)
+    for fault in faults:
+        rejected |= fault.codes >= 0
+    return Columns(codes, numbers, rejected, faults)
 
 
 def _python(value: object) -> object:
@@ -87,26 +110,29 @@ def _distinct(series: pd.Series) -> tuple[np.ndarray, list[object]]:
     return codes, [*uniques, None]
 
 
-def _has_value(row_codes: np.ndarray, code: int, distinct: list[object]) -> np.ndarray:
-    """Which rows hold ``distinct[code]``; the last one, the missing value, is code -1."""
-    return row_codes == (-1 if code == len(distinct) - 1 else code)
+def _held(row_codes: np.ndarray, distinct: list[object]) -> list[object]:
+    """The distinct values some row holds: the missing value, last, only when a row's code is -1."""
+    return distinct if (row_codes < 0).any() else distinct[:-1]
 
 
-def _category_codes(name: str, series: pd.Series, rejected: np.ndarray, problems: list[Problem]) -> np.ndarray:
+def _category_codes(name: str, series: pd.Series, faults: list[FieldFaults]) -> np.ndarray:
     row_codes, distinct = _distinct(series)
     allowed = schema.CATEGORICAL[name]
     positions = np.zeros(len(distinct), dtype=np.int8)
-    for code, value in enumerate(distinct):
+    bad = np.full(len(distinct), -1, dtype=np.int32)
+    messages: list[str] = []
+    for code, value in enumerate(_held(row_codes, distinct)):
         try:
             positions[code] = allowed.index(schema.parse_value(name, _python(value)))  # type: ignore[arg-type]
         except schema.FieldError as error:
-            rows = np.flatnonzero(_has_value(row_codes, code, distinct))
-            rejected[rows] = True
-            problems.extend(Problem(name, str(error), int(row), error.allowed) for row in rows)
+            bad[code] = len(messages)
+            messages.append(str(error))
+    if messages:
+        faults.append(FieldFaults(name, bad[row_codes], messages, allowed))
     return positions[row_codes]
 
 
-def _numbers(name: str, series: pd.Series, rejected: np.ndarray, problems: list[Problem]) -> np.ndarray:
+def _numbers(name: str, series: pd.Series, faults: list[FieldFaults]) -> np.ndarray:
     dtype = series.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -122,12 +148,18 @@ def _numbers(name: str, series: pd.Series, rejected: np.ndarray, problems: list[
         return values
     values = values.copy()
     row_codes, distinct = _distinct(series.iloc[suspect])
-    for code, value in enumerate(distinct):
-        rows = suspect[_has_value(row_codes, code, distinct)]
+    parsed = np.zeros(len(distinct))
+    bad = np.full(len(distinct), -1, dtype=np.int32)
+    messages: list[str] = []
+    for code, value in enumerate(_held(row_codes, distinct)):
         try:
-            values[rows] = schema.parse_value(name, _python(value))
+            parsed[code] = schema.parse_value(name, _python(value))
         except schema.FieldError as error:
-            values[rows] = 0.0
-            rejected[rows] = True
-            problems.extend(Problem(name, str(error), int(row)) for row in rows)
+            bad[code] = len(messages)
+            messages.append(str(error))
+    values[suspect] = parsed[row_codes]
+    if messages:
+        codes = np.full(len(series), -1, dtype=np.int32)
+        codes[suspect] = bad[row_codes]
+        faults.append(FieldFaults(name, codes, messages, None))
     return values

@@ -18,6 +18,7 @@ from werkzeug.utils import secure_filename
 from churn import prediction, schema
 from churn.csv_files import CsvError, check_columns, read_csv, score_frame
 from churn.errors import InvalidCustomer, MalformedInput, TooLarge, UnsupportedFormat
+from churn.explain import Explainer
 from churn.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from churn.metrics import Metrics
 from churn.model import ChurnModel
@@ -31,6 +32,8 @@ MULTIPART = "multipart/form-data"
 UPLOAD_FIELD = "file"
 # What /health, open to anyone, says of the model: which one it is, not what it runs on.
 HEALTH_IDENTITY = ("model_file", "model_sha256", "C")
+# The query parameter that adds explanations, what-if changes and warnings to each result.
+EXPLAIN = "explain"
 
 
 def _json(document: object, status: int = 200) -> Reply:
@@ -45,6 +48,7 @@ class Service:
     settings: Settings
     metrics: Metrics | None = None
     prediction_log: PredictionLog | None = None
+    explainer: Explainer | None = None
 
     def endpoints(self) -> dict[str, Endpoint]:
         """The routes the pipeline answers itself."""
@@ -68,7 +72,8 @@ class Service:
     def predict(self, call: Call) -> Reply:
         """Score one customer (an object) or a batch (an array), in order."""
         body = call.body(self.settings.max_request_bytes)
-        scored = prediction.score(self.model, body, self.settings.threshold, self.settings.max_batch_size)
+        explainer = self.explainer if call.flag(EXPLAIN) else None
+        scored = prediction.score(self.model, body, self.settings.threshold, self.settings.max_batch_size, explainer)
         self._record(call, scored.request.customers, scored.request.ids, scored.probabilities)
         return Reply(200, scored.response(), JSON)
 

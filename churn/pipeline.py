@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from churn import problems
-from churn.errors import ServiceError, TooLarge, UnsupportedFormat
+from churn.errors import MalformedInput, ServiceError, TooLarge, UnsupportedFormat
 from churn.problems import Refused
 
 logger = logging.getLogger(__name__)
@@ -82,10 +82,22 @@ class Call:
             raise TooLarge.body(limit)
         return body
 
-    def query(self, name: str) -> str | None:
-        """A query parameter's first value."""
-        values = parse_qs(self.environ.get("QUERY_STRING", "")).get(name)
-        return values[0] if values else None
+    def flag(self, name: str) -> bool:
+        """Whether query parameter ``name`` is on (``?name=true``, ``1``, ``yes`` or bare ``?name``).
+
+        A request without a query string costs one look-up.
+        """
+        query = self.environ.get("QUERY_STRING")
+        if not query:
+            return False
+        values = parse_qs(query, keep_blank_values=True).get(name)
+        if not values:
+            return False
+        if values[-1].lower() in ("", "true", "1", "yes"):
+            return True
+        if values[-1].lower() in ("false", "0", "no"):
+            return False
+        raise MalformedInput(f"The query parameter {name!r} must be true or false, not {values[-1]!r}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +138,28 @@ def limit_body(max_bytes: int) -> Rule:
 
 
 def check_media_type(call: Call, endpoint: Endpoint | None) -> None:
-    """Refuse a body not declared as what the endpoint reads."""
-    if endpoint is not None and endpoint.accepts is not None and call.media_type() != endpoint.accepts[0]:
+    """Refuse a body not declared as what the endpoint reads, or in an encoding it cannot honour."""
+    if endpoint is None or endpoint.accepts is None:
+        return
+    if call.media_type() != endpoint.accepts[0]:
         raise endpoint.accepts[1]()
+    encoding = call.header("Content-Encoding").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedFormat(
+            f"The body is sent with Content-Encoding: {encoding}; send it uncompressed."
+        )
+    charset = _parameter(call.environ.get("CONTENT_TYPE", ""), "charset")
+    if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise UnsupportedFormat(f"The body is declared as charset={charset}; the service reads UTF-8 only.")
+
+
+def _parameter(content_type: str, name: str) -> str | None:
+    """A parameter of a Content-Type header value, unquoted."""
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"')
+    return None
 
 
 @dataclass

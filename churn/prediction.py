@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from churn import schema
 from churn.errors import InvalidCustomer, MalformedInput, Problem, TooLarge
+from churn.explain import Explainer
 from churn.model import ChurnModel
 
 
@@ -120,11 +121,20 @@ def _clean(record: Mapping[str, object]) -> tuple[schema.Customer, object]:
     return schema.clean_record(record)
 
 
-def score(model: ChurnModel, body: bytes, threshold: float, max_batch_size: int) -> Scored:
-    """Parse, validate and score a ``/predict`` body; a domain error for a body it refuses."""
+def score(
+    model: ChurnModel, body: bytes, threshold: float, max_batch_size: int, explainer: Explainer | None = None
+) -> Scored:
+    """Parse, validate and score a ``/predict`` body, each result explained when ``explainer`` is given.
+
+    Raises a domain error for a body it refuses.
+    """
     request = parse_customers(parse_json(body), max_batch_size)
     probabilities = model.predict_proba(request.customers)
-    return Scored(request, probabilities, predictions(probabilities, request.ids, threshold))
+    results = predictions(probabilities, request.ids, threshold)
+    if explainer is not None:
+        for result, customer, probability in zip(results, request.customers, probabilities, strict=True):
+            result.update(explainer.explain(customer, probability))
+    return Scored(request, probabilities, results)
 
 
 def predictions(probabilities: list[float], ids: list[object], threshold: float) -> list[dict[str, object]]:

@@ -62,7 +62,9 @@ def load_dataset(path: Path) -> Dataset:
     except FileNotFoundError:
         raise DataError(f"Data file {path} not found.") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        raise DataError(f"{path} is not the Telco churn data: it cannot be read as a CSV file with a header line.") from None
+        raise DataError(
+            f"{path} is not the Telco churn data: it cannot be read as a CSV file with a header line."
+        ) from None
 
     columns = {schema.normalise(column) for column in frame.columns}
     missing = [name for name in (*schema.FEATURES, schema.TARGET) if name not in columns]

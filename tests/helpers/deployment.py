@@ -19,11 +19,11 @@ DOCKERFILE = PROJECT_DIR / "Dockerfile"
 
 
 @contextlib.contextmanager
-def in_project() -> Iterator[None]:
+def in_project(project: Path = PROJECT_DIR) -> Iterator[None]:
     """The EB CLI finds the project from the working directory, and prints every file it zips."""
     cwd = Path.cwd()
     log_info = io.log_info
-    os.chdir(PROJECT_DIR)
+    os.chdir(project)
     io.log_info = lambda message: None
     try:
         yield
@@ -32,9 +32,9 @@ def in_project() -> Iterator[None]:
         os.chdir(cwd)
 
 
-def make_bundle(target: Path) -> Path:
+def make_bundle(target: Path, project: Path = PROJECT_DIR) -> Path:
     """The zip `eb create` and `eb deploy` upload, made by the EB CLI's own code from the working tree."""
-    with in_project():
+    with in_project(project):
         ignored = fileoperations.get_ebignore_list()
         # Without .ebignore the EB CLI would run `git archive HEAD` instead: committed files only.
         assert ignored is not None, ".ebignore is missing"
@@ -48,11 +48,13 @@ def bundle_files(bundle: Path) -> dict[str, int]:
         return {info.filename.removeprefix("./"): info.file_size for info in archive.infolist() if not info.is_dir()}
 
 
-def copied_sources() -> list[str]:
-    """What the Dockerfile copies from the build context (``COPY --from`` copies from a stage)."""
+def copied_sources(dockerfile: Path = DOCKERFILE) -> list[str]:
+    """What the Dockerfile copies from the build context (``COPY --from`` copies from a stage), as built without
+    build arguments, as Elastic Beanstalk builds it: ``${MODEL}`` is the default of ``ARG MODEL``."""
+    defaults = dict(argument.split("=", 1) for argument in dockerfile_instruction("ARG", dockerfile) if "=" in argument)
     sources = []
-    for arguments in dockerfile_instruction("COPY"):
-        words = arguments.split()
+    for arguments in dockerfile_instruction("COPY", dockerfile):
+        words = re.sub(r"\$\{(\w+)\}", lambda match: defaults[match.group(1)], arguments).split()
         if not any(word.startswith("--from") for word in words):
             sources += [word.rstrip("/") for word in words[:-1] if not word.startswith("--")]
     return sources
@@ -71,7 +73,7 @@ def option_settings() -> dict[tuple[str, str], str]:
     return settings
 
 
-def dockerfile_instruction(name: str) -> list[str]:
+def dockerfile_instruction(name: str, dockerfile: Path = DOCKERFILE) -> list[str]:
     """The arguments of each ``name`` instruction in the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
     return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]

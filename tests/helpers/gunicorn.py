@@ -58,7 +58,7 @@ def start_gunicorn(log: Path, env: dict[str, str] | None = None, wait: bool = Tr
         if process.poll() is not None:
             pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.output()}")
         try:
-            if requests.get(f"{server.url}/ping", timeout=1).ok:
+            if requests.get(f"{server.url}/ping", timeout=5).ok:
                 break
         except requests.ConnectionError:
             pass

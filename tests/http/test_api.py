@@ -358,3 +358,49 @@ def test_a_rule_added_to_the_pipeline_applies_to_every_endpoint(app):
         response.close()
         assert seen == [path]
         assert_problem(send({"X-Refuse": "yes"}), 403, "refused by the added rule")
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Content-Type": "application/json; charset=latin-1"}, "charset=latin-1"),
+        ({"Content-Type": "application/json; charset=utf-16"}, "charset=utf-16"),
+        ({"Content-Type": "application/json", "Content-Encoding": "gzip"}, "Content-Encoding: gzip"),
+    ],
+)
+def test_encodings_the_service_cannot_honour_are_415_with_the_reason(client, headers, reason):
+    response = client.post("/predict", data=json.dumps(SAMPLE_CUSTOMER), headers=headers)
+    assert_problem(response, 415, reason)
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "utf8"])
+def test_utf8_declared_any_way_is_read(client, charset):
+    response = client.post(
+        "/predict", data=json.dumps(SAMPLE_CUSTOMER), content_type=f"application/json; charset={charset}"
+    )
+    assert response.status_code == 200
+
+
+def test_explain_adds_exact_explanations_to_single_and_batch_results(client, model):
+    plain = post_json(client, SAMPLE_CUSTOMER).get_json()
+    single = client.post("/predict?explain=true", json=SAMPLE_CUSTOMER).get_json()
+    assert {key: single[key] for key in plain} == plain
+    contributions = single["explanation"]["contributions"]
+    logit = math.log(single["churn_probability"] / (1 - single["churn_probability"]))
+    assert single["explanation"]["intercept"] + sum(item["contribution"] for item in contributions) == pytest.approx(
+        logit, abs=1e-9
+    )
+    assert {item["feature"] for item in contributions} == set(schema.FEATURES)
+    assert all(change["field"] not in ("tenure", "gender", "seniorcitizen") for change in single["what_if"])
+    assert single["warnings"] == []
+    batch = client.post("/predict?explain=1", json=[SAMPLE_CUSTOMER, {**SAMPLE_CUSTOMER, "monthlycharges": 7985}])
+    first, second = batch.get_json()
+    assert first == single
+    assert [warning["field"] for warning in second["warnings"]][:1] == ["monthlycharges"]
+
+
+def test_explain_false_or_absent_changes_nothing(client):
+    plain = post_json(client, SAMPLE_CUSTOMER).get_json()
+    assert client.post("/predict?explain=false", json=SAMPLE_CUSTOMER).get_json() == plain
+    assert set(plain) == {"churn_probability", "churn", "customerid"}
+    assert_problem(client.post("/predict?explain=maybe", json=SAMPLE_CUSTOMER), 400, "'explain' must be true or false")

@@ -1,6 +1,7 @@
 """``predict_test.py``, the course's client, against a real gunicorn."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 import predict_test
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import PROJECT_DIR
-from tests.helpers.gunicorn import free_port
+from tests.helpers.gunicorn import free_port, start_gunicorn, stop
 
 
 @pytest.mark.parametrize(
@@ -39,10 +40,44 @@ def test_client_sends_the_courses_customer():
     assert predict_test.customer == SAMPLE_CUSTOMER
 
 
-def run_client(*args: str) -> subprocess.CompletedProcess[str]:
+def run_client(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if key not in ("PORT", "CHURN_URL", "CHURN_API_KEY")}
     return subprocess.run(
-        [sys.executable, "predict_test.py", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "predict_test.py", *args],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, env={**environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "http://localhost:9696/predict"),
+        ({"PORT": "8080"}, "http://localhost:8080/predict"),
+        ({"PORT": "8080", "CHURN_URL": "http://churn.internal/predict"}, "http://churn.internal/predict"),
+    ],
+)
+def test_where_the_service_is_comes_from_the_environment(environ, url):
+    assert predict_test.default_url(environ) == url
+
+
+def test_port_variable_finds_the_local_service(live_server):
+    port = live_server.url.rpartition(":")[2]
+    result = run_client(env={"PORT": port})
+    assert result.returncode == 0, result.stderr
+    assert "not sending promo email to xyz-123" in result.stdout
+
+
+def test_api_key_from_the_environment_or_the_option(tmp_path):
+    server = start_gunicorn(tmp_path / "gunicorn.log", {"CHURN_API_KEYS": "client-key"})
+    try:
+        url = f"{server.url}/predict"
+        refused = run_client("--url", url)
+        assert refused.returncode == 1
+        assert "401 Unauthorized" in refused.stderr
+        assert run_client("--url", url, env={"CHURN_API_KEY": "client-key"}).returncode == 0
+        assert run_client("--url", url, "--api-key", "client-key").returncode == 0
+    finally:
+        stop(server)
 
 
 def test_course_run_against_gunicorn(live_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import PROJECT_DIR
 from tests.helpers.deployment import DOCKERFILE, copied_sources, dockerfile_instruction, make_bundle, option_settings
 from tests.helpers.gunicorn import free_port
@@ -26,7 +28,7 @@ from tests.helpers.gunicorn import free_port
 HADOLINT = Path(sys.executable).with_name("hadolint")
 PORT = 9696
 START_SECONDS = 90
-HEALTH_PATH = option_settings()[("aws:elasticbeanstalk:environment:process:default", "HealthCheckPath")]
+HEALTH_PATH = option_settings()[("aws:elasticbeanstalk:application", "Application Healthcheck URL")]
 # Proxy settings on this machine reach the build's pip too (Docker predefines these build arguments).
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
@@ -101,13 +103,15 @@ class ImageReport:
             terminalreporter.write_line(line)
 
 
-def build(context: Path, tag: str) -> subprocess.CompletedProcess[str]:
+def build(context: Path, tag: str, *build_args: str) -> subprocess.CompletedProcess[str]:
     # The host's network: the build's pip reaches the index the way this machine does.
     proxies = [f"--build-arg={name}" for name in PROXY_VARIABLES if os.environ.get(name)]
+    arguments = [f"--build-arg={argument}" for argument in build_args]
     # --force-rm: a failed step leaves no container behind either.
     return docker(
-        "build", "--network=host", "--force-rm", *proxies, "--tag", tag, str(context), timeout=1200, check=False
-    )
+        "build", "--network=host", "--force-rm", *proxies, *arguments, "--tag", tag, str(context),
+        timeout=1200, check=False,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +148,14 @@ class Container:
     url: str
 
 
-@pytest.fixture(scope="module")
-def container(image: Image) -> Iterator[Container]:
-    """The image run as `docker run -p <port>:9696`, answering its health path."""
+@contextlib.contextmanager
+def running(tag: str) -> Iterator[Container]:
+    """The image ``tag`` run as `docker run -p <port>:9696`, answering its health path; removed afterwards."""
     name = f"churn-serving-test-{uuid.uuid4().hex[:12]}"
     port = free_port()
     # A short health interval, to see the image's own HEALTHCHECK pass within the test.
     docker("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:{PORT}", "--health-interval=1s",
-           image.tag)  # fmt: skip
+           tag)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_SECONDS
     try:
@@ -161,13 +165,20 @@ def container(image: Image) -> Iterator[Container]:
                     break
             except requests.ConnectionError:
                 pass
-            running = docker("inspect", "--format={{.State.Running}}", name).stdout.strip()
-            if running != "true" or time.monotonic() > deadline:
+            state = docker("inspect", "--format={{.State.Running}}", name).stdout.strip()
+            if state != "true" or time.monotonic() > deadline:
                 pytest.fail(f"the container did not answer {HEALTH_PATH}:\n{logs(name)}")
             time.sleep(0.2)
         yield Container(name, url)
     finally:
         docker("rm", "--force", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def container(image: Image) -> Iterator[Container]:
+    """The image built from the EB bundle, running."""
+    with running(image.tag) as started:
+        yield started
 
 
 def logs(name: str) -> str:
@@ -233,6 +244,30 @@ def test_docker_stop_ends_it_cleanly_within_seconds(container: Container):
     assert state["ExitCode"] == 0, logs(container.name)
     assert elapsed < 10, f"docker stop took {elapsed:.1f} s"
     assert "Shutting down: Master" in logs(container.name)
+
+
+def test_an_image_built_with_another_model_serves_it(image: Image, tmp_path: Path):
+    """`docker build --build-arg MODEL=model_C=0.5.bin`: the bundle's .dockerignore admits it, the image serves it."""
+    context = tmp_path / "context"
+    shutil.copytree(image.context, context)
+    # A copy under another C's name: train.py's file name for `--C 0.5`, and the metadata matches its bytes.
+    for suffix in ("", ".json"):
+        shutil.copy2(context / f"model_C=1.0.bin{suffix}", context / f"model_C=0.5.bin{suffix}")
+    tag = f"churn-serving-model:{uuid.uuid4().hex[:12]}"
+    result = build(context, tag, "MODEL=model_C=0.5.bin")
+    try:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        with running(tag) as other:
+            models = exec_in(other, "sh", "-c", 'echo "$CHURN_MODEL_PATH"; ls /app').split()
+            assert models[0] == "/app/model_C=0.5.bin"
+            assert [name for name in models[1:] if name.startswith("model_")] == [
+                "model_C=0.5.bin", "model_C=0.5.bin.json"
+            ]  # fmt: skip
+            response = requests.post(f"{other.url}/predict", json=SAMPLE_CUSTOMER, timeout=10)
+            assert response.status_code == 200
+            assert response.json()["churn_probability"] == pytest.approx(0.0676, abs=1e-4)
+    finally:
+        docker("rmi", "--no-prune", tag, check=False)
 
 
 def test_stale_lock_fails_the_build(image: Image, tmp_path: Path):

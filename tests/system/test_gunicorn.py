@@ -7,9 +7,10 @@ import time
 
 import requests
 
+from churn.examples import SAMPLE_CUSTOMER
 from churn.metadata import metadata_path
 from churn.settings import Settings
-from tests.helpers.gunicorn import effective_config, start_gunicorn, stop
+from tests.helpers.gunicorn import Server, effective_config, start_gunicorn, stop
 
 
 def test_configuration_without_flags():
@@ -83,3 +84,45 @@ def test_sigterm_stops_it_cleanly_and_quickly(tmp_path):
     assert stop(server) == 0
     assert time.monotonic() - started < 10
     assert "Shutting down: Master" in server.output()
+
+
+def predict_count(server: Server) -> float:
+    """``churn_requests_total`` for answered ``/predict`` requests, as /metrics reports it."""
+    for line in requests.get(f"{server.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith('churn_requests_total{endpoint="/predict",status="200"}'):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def test_metrics_add_up_every_workers_requests_exactly(tmp_path):
+    server = start_gunicorn(tmp_path / "gunicorn.log", {"WEB_CONCURRENCY": "3"})
+    try:
+        # New connections each time, so the requests spread over the workers.
+        for _ in range(120):
+            response = requests.post(f"{server.url}/predict", json=SAMPLE_CUSTOMER, headers={"Connection": "close"})
+            assert response.status_code == 200
+        pids = {line.split("pid: ")[1].rstrip(")") for line in server.output().splitlines() if "Booting worker" in line}
+        assert len(pids) == 3
+        assert predict_count(server) == 120
+    finally:
+        stop(server)
+
+
+def test_recycled_workers_keep_their_counts_and_leave_no_files(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    server = start_gunicorn(
+        tmp_path / "gunicorn.log",
+        {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "GUNICORN_CMD_ARGS": "--max-requests 1"},
+    )
+    try:
+        for _ in range(100):
+            response = requests.post(f"{server.url}/predict", json=SAMPLE_CUSTOMER, headers={"Connection": "close"})
+            assert response.status_code == 200
+        # Each worker served one request and was replaced: about a hundred workers came and went.
+        assert server.output().count("Booting worker") >= 50
+        assert predict_count(server) == 100
+        # The archive, the master's and the live workers' files: bounded whatever the number of restarts.
+        files = list(metrics_dir.glob("*.db"))
+        assert len(files) <= 12, sorted(file.name for file in files)
+    finally:
+        stop(server)

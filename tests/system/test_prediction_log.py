@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine, distinct, func, select
 
+from churn.examples import SAMPLE_CUSTOMER
 from churn.log_sinks import PREDICTIONS, database_url, sink_factory
 from churn.prediction_log import PredictionLog
 from tests.helpers.databases import CountingObserver, MariaDB, Postgres, Redis, prediction_records, running
+from tests.helpers.gunicorn import start_gunicorn, stop
 
 THREADS = 8
 RECORDS = 10_000
@@ -208,3 +211,85 @@ def work(log: PredictionLog, name: str) -> None:
     for start in range(0, len(records), 10):
         log.record(records[start : start + 10])
     sys.exit(log.close(FLUSH_TIMEOUT))
+
+
+SERVICE_REQUESTS = 2_000
+CUSTOMERS_PER_REQUEST = 5
+
+
+def score_from_threads(url: str, requests_each: int, stop: threading.Event | None = None) -> list[int]:
+    """POST batches of the course's customer from ``THREADS`` keep-alive connections; the count each thread got 200 for.
+
+    With ``stop`` the threads go on until it is set (``requests_each`` is then ignored).
+    """
+    done = [0] * THREADS
+    body = [SAMPLE_CUSTOMER] * CUSTOMERS_PER_REQUEST
+
+    def send(thread: int) -> None:
+        with requests.Session() as session:
+            sent = 0
+            while (stop is None and sent < requests_each) or (stop is not None and not stop.is_set()):
+                response = session.post(f"{url}/predict", json=body, timeout=30)
+                assert response.status_code == 200, response.text
+                sent += 1
+                done[thread] = sent
+
+    workers = [threading.Thread(target=send, args=(thread,)) for thread in range(THREADS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return done
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgresql", "mariadb", "redis"], indirect=True)
+def test_the_service_logs_every_prediction_once_through_a_sigterm(target: Target, tmp_path: Path) -> None:
+    server = start_gunicorn(tmp_path / "gunicorn.log", {"CHURN_PREDICTION_LOG": target.url})
+    try:
+        sent = score_from_threads(server.url, SERVICE_REQUESTS // THREADS)
+    finally:
+        # Right after the last answer: what the workers still hold must be written before they exit.
+        code = stop(server)
+    assert code == 0, server.output()
+    assert sum(sent) == SERVICE_REQUESTS
+    assert target.counts() == (SERVICE_REQUESTS * CUSTOMERS_PER_REQUEST, SERVICE_REQUESTS)
+
+
+def held_records(url: str) -> float:
+    """What the workers' prediction logs hold, unwritten, as /metrics reports it."""
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("churn_prediction_log_queue "):
+            return float(line.rpartition(" ")[2])
+    raise AssertionError("churn_prediction_log_queue is not in /metrics")
+
+
+@pytest.mark.parametrize("target", ["postgresql"], indirect=True)
+def test_the_service_answers_through_a_database_outage_and_logs_every_prediction(
+    target: Target, tmp_path: Path
+) -> None:
+    assert target.server is not None
+    server = start_gunicorn(tmp_path / "gunicorn.log", {"CHURN_PREDICTION_LOG": target.url})
+    stopping = threading.Event()
+    sent: list[int] = []
+    client = threading.Thread(target=lambda: sent.extend(score_from_threads(server.url, 0, stopping)))
+    try:
+        client.start()
+        time.sleep(1)
+        target.server.stop()
+        wait_for(lambda: requests.get(f"{server.url}/ready", timeout=10).status_code == 503, "/ready 503", OUTAGE_S)
+        time.sleep(OUTAGE_S)
+        target.server.start()
+        wait_for(lambda: requests.get(f"{server.url}/ready", timeout=10).status_code == 200, "/ready 200", 30)
+        time.sleep(1)
+        stopping.set()
+        client.join()
+        wait_for(lambda: held_records(server.url) == 0, "the writers caught up", 60)
+    finally:
+        stopping.set()
+        client.join()
+        code = stop(server)
+    assert code == 0, server.output()
+    assert sum(sent) > 0
+    # Every answered request's customers, once each, though the database was gone for 10 s of the run.
+    log = "\n".join(line for line in server.output().splitlines() if "POST /predict" not in line)
+    assert target.counts() == (sum(sent) * CUSTOMERS_PER_REQUEST, sum(sent)), log[-3000:]

@@ -32,7 +32,7 @@ def by_columns(frame):
     results = []
     for index in range(len(frame)):
         if columns.rejected[index]:
-            problems = sorted((p.field, p.message) for p in columns.problems if p.index == index)
+            problems = sorted((p.field, p.message) for p in columns.problems() if p.index == index)
             results.append(("bad", problems))
         else:
             customer = {name: schema.CATEGORICAL[name][columns.codes[name][index]] for name in schema.CATEGORICAL}
@@ -76,7 +76,7 @@ def test_missing_numbers_in_a_numeric_column_are_reported_as_null():
     frame.loc[1, "tenure"] = np.nan
     columns = clean_frame(frame)
     assert columns.rejected.tolist() == [False, True]
-    assert [(p.index, p.field, p.message) for p in columns.problems] == [(1, "tenure", "must be a number, not null")]
+    assert [(p.index, p.field, p.message) for p in columns.problems()] == [(1, "tenure", "must be a number, not null")]
 
 
 def test_columns_are_matched_by_the_cleaning_rule():
@@ -92,3 +92,20 @@ def test_missing_and_doubled_columns_are_refused_whole():
     messages = {problem.field: problem.message for problem in caught.value.problems}
     assert messages["tenure"] == "is given twice (the second time as column 'Tenure')"
     assert messages["paymentmethod"] == "is required (is 'paymentmetod' a misspelling of it?)"
+
+
+def test_bad_rows_share_one_message_per_distinct_value_and_list_fields_in_schema_order():
+    records = [{**SAMPLE_CUSTOMER, "contract": "Three year", "tenure": str(-(index % 3) - 1)} for index in range(1000)]
+    records[5]["contract"] = "month-to-month"
+    columns = clean_frame(pd.DataFrame(records).astype(str))
+    faults = {fault.field: fault for fault in columns.faults}
+    assert list(faults) == ["contract", "tenure"]
+    assert faults["contract"].messages == ["'Three year' is not one of the allowed values"]
+    assert faults["contract"].allowed == schema.CATEGORICAL["contract"]
+    assert sorted(faults["tenure"].messages) == [f"must not be negative, got '-{n}'" for n in (1, 2, 3)]
+    assert faults["contract"].codes[5] == -1
+    assert columns.rejected.all()
+    problems = columns.problems()
+    assert [(p.index, p.field) for p in problems[:3]] == [(0, "contract"), (0, "tenure"), (1, "contract")]
+    assert problems[1].message == "must not be negative, got '-1'"
+    assert len(problems) == 1999

@@ -1,19 +1,15 @@
-"""Scoring files: the CLI and the library under it, chunk by chunk, with rejects by line."""
+"""Scoring files chunk by chunk: rejects by line, refused headers, kept labels, neutralised formulas."""
 
 import csv
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import predict_file
 from churn import schema
-from churn.csv_files import CsvError, read_csv, score_csv
+from churn.csv_files import HEADER_LIMIT, CsvError, escape_formulas, read_csv, score_csv
 from churn.errors import InvalidCustomer
-from churn.settings import PROJECT_DIR
 from churn.training import DATA_FILE
 
 
@@ -27,14 +23,13 @@ def expected_scores(model, rows):
     return np.array(model.predict_proba([schema.clean_customer(row) for row in rows]))
 
 
-def write_csv(path, rows):
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+def to_bytes(rows, quoting=csv.QUOTE_MINIMAL):
+    return pd.DataFrame(rows).to_csv(index=False, quoting=quoting).encode()
 
 
-def score_bytes(model, data, chunk_rows=1000):
+def score_bytes(model, data, chunk_rows=1000, escape=True):
     output, rejects = io.StringIO(), io.StringIO()
-    summary = score_csv(model, io.BytesIO(data), output, rejects, 0.5, chunk_rows=chunk_rows)
+    summary = score_csv(model, io.BytesIO(data), output, rejects, 0.5, chunk_rows=chunk_rows, escape=escape)
     output.seek(0)
     rejects.seek(0)
     scored = pd.read_csv(output, dtype=str, keep_default_na=False) if output.getvalue() else None
@@ -46,7 +41,10 @@ def test_whole_telco_file_in_chunks_keeps_columns_and_matches_the_api(model, tel
     summary, scored, rejected = score_bytes(model, DATA_FILE.read_bytes(), chunk_rows=1000)
     assert (summary.rows, summary.scored, summary.rejected) == (7043, 7043, 0)
     assert rejected is None
-    assert list(scored.columns) == [*telco_rows[0], "churn_probability", "churn"]
+    columns = [name if name != "Churn" else "churn_actual" for name in telco_rows[0]]
+    assert list(scored.columns) == [*columns, "churn_probability", "churn"]
+    assert summary.renamed == {"Churn": "churn_actual"}
+    assert scored["churn_actual"].tolist() == [row["Churn"] for row in telco_rows]
     assert scored["customerID"].tolist() == [row["customerID"] for row in telco_rows]
     probabilities = scored["churn_probability"].astype(float).to_numpy()
     # Written with every digit: reading the file back gives the very floats.
@@ -76,7 +74,7 @@ def test_bad_rows_go_to_rejects_with_their_lines_and_the_rest_is_scored(model, t
     assert (
         rejected["errors"][1] == "gender: '' is not one of the allowed values; tenure: must not be negative, got '-1'"
     )
-    assert list(rejected.columns) == ["line", "errors", *rows[0]]
+    assert list(rejected.columns) == ["line", "errors", *list(rows[0])[:-1], "churn_actual"]
     assert scored["customerID"].tolist() == [row["customerID"] for i, row in enumerate(rows) if i not in (3, 7)]
 
 
@@ -88,10 +86,107 @@ def test_missing_column_refuses_the_file_before_writing(model, telco_rows):
     assert output.getvalue() == ""
 
 
-def test_output_column_clash_is_refused(model, telco_rows):
-    data = pd.DataFrame(telco_rows[:5]).assign(churn="x").to_csv(index=False).encode()
-    with pytest.raises(InvalidCustomer, match="churn: is a column the output adds"):
-        score_csv(model, io.BytesIO(data), io.StringIO(), io.StringIO(), 0.5)
+@pytest.mark.parametrize(
+    ("added", "kept_as"), [("CHURN", "churn_actual"), ("Churn_Probability", "churn_probability_input")]
+)
+def test_columns_the_output_adds_are_kept_under_another_name(model, telco_rows, added, kept_as):
+    rows = [{**row, added: "x"} for row in pd.DataFrame(telco_rows[:5]).drop(columns="Churn").to_dict("records")]
+    rows[1]["tenure"] = "-"
+    summary, scored, rejected = score_bytes(model, to_bytes(rows))
+    assert kept_as in summary.renamed.values()
+    assert scored[kept_as].tolist() == ["x"] * 4
+    assert rejected[kept_as].tolist() == ["x"]
+    assert added not in scored.columns
+
+
+@pytest.mark.parametrize(
+    ("names", "field", "message"),
+    [
+        (["tenure", "tenure"], "tenure", "is given twice (the second time as column 'tenure')"),
+        (["Tenure", "tenure"], "tenure", "is given twice (the second time as column 'tenure')"),
+        (["note", "note"], "note", "names 2 columns"),
+        (["Churn", "churn_actual"], "Churn", "is kept as churn_actual, but another column cleans to"),
+        (["Churn", "churn"], "Churn", "is kept as churn_actual, but another column cleans to"),
+    ],
+)
+def test_headers_that_would_lose_a_column_are_refused_naming_it(telco_rows, names, field, message):
+    frame = pd.DataFrame(telco_rows[:3]).drop(columns=["tenure", "Churn"])
+    header = ",".join([*frame.columns, *names])
+    body = "\n".join(",".join([*row, *(["1"] * len(names))]) for row in frame.itertuples(index=False))
+    with pytest.raises(InvalidCustomer) as caught:
+        list(read_csv(io.BytesIO(f"{header}\n{body}\n".encode())))
+    assert any(p.field == field and message in p.message for p in caught.value.problems)
+
+
+def test_lines_count_line_breaks_in_quoted_cells_and_skip_empty_rows(model, telco_rows):
+    rows = [dict(row) for row in telco_rows[:6]]
+    rows[0]["customerID"] = "first\nsecond\r\nthird"
+    rows[2]["customerID"] = "a,\rb"
+    rows[4]["Contract"] = "Three year"
+    text = pd.DataFrame(rows).to_csv(index=False)
+    lines = text.split("\n")
+    # A blank line and a line of separators only, among the rows: skipped, but counted.
+    data = "\n".join([*lines[:5], "", "," * 20, *lines[5:]]).encode()
+    chunks = list(read_csv(io.BytesIO(data), chunk_rows=2))
+    assert [line for chunk in chunks for line in chunk.index] == [2, 5, 8, 10, 11, 12]
+    summary, _, rejected = score_bytes(model, data, chunk_rows=2)
+    assert (summary.rows, summary.rejected) == (6, 1)
+    assert rejected["line"].tolist() == ["11"]
+    assert rejected["customerID"].tolist() == [rows[4]["customerID"]]
+
+
+def test_a_quoted_line_break_in_the_header_counts_too(model, telco_rows):
+    rows = [{**row, "note\nmore": "x"} for row in telco_rows[:3]]
+    rows[1]["tenure"] = "ten"
+    _, scored, rejected = score_bytes(model, to_bytes(rows))
+    assert rejected["line"].tolist() == ["4"]
+    assert "note\nmore" in scored.columns
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+1", "-1+1", "@SUM(A1)", "\tcmd", "-", "=1"]
+
+
+def test_cells_a_spreadsheet_would_run_get_a_quote_and_numbers_do_not(model, telco_rows):
+    values = [*FORMULAS, "-1.5", "+3", "1e-3", "a=b", " =1"]
+    rows = [{**row, "note": value, "=cmd()": "x"} for row, value in zip(telco_rows, values, strict=False)]
+    rows[0]["tenure"] = "-1"
+    rows[1]["tenure"] = "=1"
+    _, scored, rejected = score_bytes(model, to_bytes(rows, csv.QUOTE_ALL))
+    assert "'=cmd()" in scored.columns
+    assert rejected["note"].tolist() == ["'" + FORMULAS[0], "'" + FORMULAS[1]]
+    assert rejected["tenure"].tolist() == ["-1", "'=1"]
+    assert rejected["errors"][1] == "tenure: must be a number, not '=1'"
+    assert scored["note"].tolist() == ["'" + value for value in FORMULAS[2:]] + ["-1.5", "+3", "1e-3", "a=b", " =1"]
+
+
+def test_a_carriage_return_first_is_escaped_too():
+    frame = pd.DataFrame({"note": ["\rcmd", "x\ry"], "\rname": ["", ""]}, dtype=str)
+    escaped = escape_formulas(frame)
+    assert list(escaped.columns) == ["note", "'\rname"]
+    assert escaped["note"].tolist() == ["'\rcmd", "x\ry"]
+
+
+def test_escaping_can_be_turned_off(model, telco_rows):
+    rows = [{**row, "note": value} for row, value in zip(telco_rows, FORMULAS, strict=False)]
+    _, scored, _ = score_bytes(model, to_bytes(rows, csv.QUOTE_ALL), escape=False)
+    assert scored["note"].tolist() == FORMULAS
+
+
+def test_every_row_rejected_leaves_an_output_with_its_header_only(model, telco_rows):
+    rows = [{**row, "gender": "x"} for row in telco_rows[:3]]
+    summary, scored, rejected = score_bytes(model, to_bytes(rows), chunk_rows=2)
+    assert (summary.scored, summary.rejected) == (0, 3)
+    assert scored.empty
+    assert list(scored.columns)[-2:] == ["churn_probability", "churn"]
+    assert rejected["line"].tolist() == ["2", "3", "4"]
+
+
+def test_header_only_is_refused_before_writing(model, telco_rows):
+    output = io.StringIO()
+    data = (",".join(telco_rows[0]) + "\n\n").encode()
+    with pytest.raises(CsvError, match="The file has a header but no rows"):
+        score_csv(model, io.BytesIO(data), output, io.StringIO(), 0.5)
+    assert output.getvalue() == ""
 
 
 @pytest.mark.parametrize(
@@ -100,65 +195,11 @@ def test_output_column_clash_is_refused(model, telco_rows):
         (b"", "The file is empty"),
         (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
         ("gender\nfemale\n".encode("utf-16"), "not UTF-8"),
+        (b"gender,\xff\ngender\n", "not UTF-8"),
+        (b"a" * HEADER_LIMIT, "The header is longer than"),
+        (b'"' + b"a\n" * HEADER_LIMIT, "The header is longer than"),
     ],
 )
 def test_unreadable_files(data, message):
     with pytest.raises(CsvError, match=message):
         list(read_csv(io.BytesIO(data)))
-
-
-def test_cli_writes_complete_outputs_and_says_what_it_did(tmp_path, telco_rows, model):
-    rows = [dict(row) for row in telco_rows[:50]]
-    rows[10]["PaymentMethod"] = "Cash"
-    source = write_csv(tmp_path / "customers.csv", rows)
-    result = subprocess.run(
-        [sys.executable, "predict_file.py", str(source), "--chunk-rows", "16"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == predict_file.EXIT_REJECTS
-    assert "49 of 50 rows scored into" in result.stderr
-    assert f"1 rows rejected: see {tmp_path / 'customers-rejects.csv'}" in result.stderr
-    scored = pd.read_csv(tmp_path / "customers-scored.csv")
-    assert len(scored) == 49
-    assert pd.read_csv(tmp_path / "customers-rejects.csv")["line"].tolist() == [12]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "customers-rejects.csv",
-        "customers-scored.csv",
-        "customers.csv",
-    ]
-
-
-def test_cli_all_good_exits_0_and_writes_no_rejects(tmp_path, telco_rows):
-    source = write_csv(tmp_path / "in.csv", telco_rows[:20])
-    (tmp_path / "in-rejects.csv").write_text("line,errors\n5,from an earlier run\n")
-    assert predict_file.main([str(source), "-o", str(tmp_path / "out.csv")]) == 0
-    assert len(pd.read_csv(tmp_path / "out.csv")) == 20
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
-
-
-def test_cli_refused_file_exits_1_and_leaves_nothing(tmp_path, telco_rows, capsys):
-    source = write_csv(tmp_path / "in.csv", [{"gender": "Female"}])
-    assert predict_file.main([str(source)]) == 1
-    assert "error: cannot score" in capsys.readouterr().err
-    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
-
-
-def test_cli_shows_progress_on_a_terminal(tmp_path, telco_rows, monkeypatch, capsys):
-    source = write_csv(tmp_path / "in.csv", telco_rows[:100])
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(predict_file.Progress, "__init__", _eager_progress(predict_file.Progress.__init__))
-    assert predict_file.main([str(source), "--chunk-rows", "30"]) == 0
-    err = capsys.readouterr().err
-    # Small files are read whole at once, so the share is 100% at once; the rows go up by chunk.
-    assert "\rin.csv: 100%  30 rows" in err
-    assert "\rin.csv: 100%  100 rows" in err
-
-
-def _eager_progress(init):
-    def eager(self, source, stream, every=0.2):
-        init(self, source, stream, every=0.0)
-
-    return eager

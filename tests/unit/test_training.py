@@ -106,7 +106,15 @@ def test_empty_file(tmp_path, capsys):
     empty.write_text("")
     code, err = run_cli(tmp_path, empty, capsys)
     assert code == 1
-    assert "Cannot read" in err
+    assert "is not the Telco churn data: it cannot be read as a CSV file" in err
+
+
+def test_a_document_that_is_not_csv_at_all(tmp_path, capsys):
+    code, err = run_cli(tmp_path, Settings().model_path.parent / "README.md", capsys)
+    assert code == 1
+    assert err.startswith("error: ")
+    assert "is not the Telco churn data" in err
+    assert "tokenizing" not in err
 
 
 def test_bad_values_are_reported_with_line_numbers(tmp_path, capsys):
