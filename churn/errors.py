@@ -96,8 +96,13 @@ class UnsupportedFormat(ServiceError):
 class InvalidCustomer(ServiceError):
     """Well-formed input whose customer fields are missing or wrong."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        super().__init__(summarise(problems), problems)
+    def __init__(self, problems: Sequence[Problem], limit: int | None = None) -> None:
+        # A batch of 1000 empty records has 19,000 problems: past ``limit`` the count says how many there were.
+        listed = problems if limit is None else problems[:limit]
+        detail = summarise(problems)
+        if len(listed) < len(problems):
+            detail += f" (the first {len(listed)} are listed)"
+        super().__init__(detail, listed)
 
 
 def summarise(problems: Sequence[Problem], limit: int = 3) -> str:

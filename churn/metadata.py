@@ -35,13 +35,21 @@ def write_metadata(model_path: Path, metadata: dict[str, object]) -> Path:
     """Write ``metadata`` beside ``model_path``, with the model file's sha256, and return its path."""
     path = metadata_path(model_path)
     document = {"model_file": model_path.name, "model_sha256": file_sha256(model_path), **metadata}
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    # NaN is not JSON: a file holding it would be refused at start, and sent by /health as invalid JSON.
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def read_metadata(model_path: Path) -> dict[str, object]:
-    """The metadata of ``model_path``; ``OSError`` or ``ValueError`` when it cannot be read."""
-    document = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
+    """The metadata of ``model_path``; ``OSError`` or ``ValueError`` when it cannot be read.
+
+    ``NaN`` and ``Infinity``, which Python's parser takes, are refused: the API serves this document as JSON.
+    """
+    document = json.loads(metadata_path(model_path).read_text(encoding="utf-8"), parse_constant=_reject_constant)
     if not isinstance(document, dict):
         raise ValueError("the metadata is not a JSON object")
     return document

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import pickle
+import hashlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from churn import schema
-from churn.metadata import file_sha256, metadata_path, read_metadata, runtime_versions
+from churn import safe_pickle, schema
+from churn.metadata import metadata_path, read_metadata, runtime_versions
 from churn.scorer import Scorer
 
 FIX = (
@@ -54,22 +55,30 @@ class ChurnModel:
 def load_model(path: Path) -> ChurnModel:
     """Load the model at ``path`` after checking it against its metadata.
 
-    Raises :class:`ModelLoadError` when the file is missing, was changed after training, was made
-    by another scikit-learn, or does not hold the pair the schema expects.
+    Raises :class:`ModelLoadError` when the file is missing or unreadable, was changed after
+    training, was made by another scikit-learn, names anything beyond what the pair needs (which
+    could run code), or does not hold the pair the schema expects.
     """
+    if path.is_dir():
+        raise ModelLoadError(f"Model file {path} is a directory, not the file `python train.py` writes.")
     if not path.is_file():
         raise ModelLoadError(f"Model file {path} not found. Train one with `python train.py`.")
     try:
         metadata = read_metadata(path)
         expected_sha256 = metadata["model_sha256"]
         trained_with = metadata["versions"]["scikit-learn"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise ModelLoadError(
             f"Cannot read the metadata of {path} from {metadata_path(path)} ({error!r}). "
             "Retrain with `python train.py` to write the model and its metadata together."
         ) from error
+    try:
+        # Read once: the bytes checked are the bytes loaded, even if the file is replaced meanwhile.
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"Cannot read the model file {path}: {error.strerror or error}.") from error
 
-    actual_sha256 = file_sha256(path)
+    actual_sha256 = hashlib.sha256(data).hexdigest()
     if actual_sha256 != expected_sha256:
         raise ModelLoadError(
             f"{path} has sha256 {actual_sha256}, but its metadata says {expected_sha256}: "
@@ -82,10 +91,25 @@ def load_model(path: Path) -> ChurnModel:
             f"is installed, and a pickle is only safe with the version that wrote it. {FIX}"
         )
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
-        with path.open("rb") as stream:
-            loaded = pickle.load(stream)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            loaded = safe_pickle.loads(data)
+    except safe_pickle.RefusedGlobal as error:
+        raise ModelLoadError(
+            f"{path} asks to load {error.qualified_name}, which a (DictVectorizer, LogisticRegression) pair "
+            "does not use and which could run code: the model is refused. Retrain with `python train.py`."
+        ) from error
+    except InconsistentVersionWarning as error:
+        raise ModelLoadError(
+            f"{path} holds estimators of another scikit-learn than its metadata says. {FIX}"
+        ) from error
+    except Exception as error:
+        # Bytes that match their checksum can still be anything: truncated, random or hand-made pickles fail
+        # with errors of every kind, and each must stop the start with this one line, not a traceback.
+        raise ModelLoadError(
+            f"{path} cannot be read as a model pickle: {type(error).__name__}: {error}. Retrain with `python train.py`."
+        ) from error
     return ChurnModel(*_check_pair(loaded, path), metadata)
 
 
@@ -98,9 +122,24 @@ def _check_pair(loaded: object, path: Path) -> tuple[DictVectorizer, LogisticReg
     ):
         raise ModelLoadError(f"{path} does not hold a (DictVectorizer, LogisticRegression) pair.")
     vectorizer, regression = loaded
-    if list(vectorizer.feature_names_) != schema.feature_names():
+    features = getattr(vectorizer, "feature_names_", None)
+    if not isinstance(features, list) or features != schema.feature_names():
         raise ModelLoadError(
-            f"{path} was trained on features {vectorizer.feature_names_}, "
+            f"{path} was trained on features {features}, "
             f"but the service's schema has {schema.feature_names()}. Retrain with `python train.py`."
+        )
+    coef, intercept = getattr(regression, "coef_", None), getattr(regression, "intercept_", None)
+    if not (
+        isinstance(coef, np.ndarray)
+        and isinstance(intercept, np.ndarray)
+        and coef.shape == (1, len(features))
+        and intercept.shape == (1,)
+        and np.isfinite(coef).all()
+        and np.isfinite(intercept).all()
+    ):
+        # The scorer reads these tables; a mismatch would fail at start, and a NaN in every answer.
+        raise ModelLoadError(
+            f"{path} does not hold a fitted binary regression with one finite weight per feature. "
+            "Retrain with `python train.py`."
         )
     return vectorizer, regression

@@ -6,6 +6,7 @@ The web layer adapts it to HTTP (churn.endpoints); everything it refuses is a do
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,13 @@ class Scored:
         return json.dumps(document, separators=(",", ":")).encode() + b"\n"
 
 
+# Misspelling hints cost a few comparisons a field: only the first records that fail get them.
+HINTED_RECORDS = 10
+# The problems a refused batch lists; the detail counts them all.
+LISTED_PROBLEMS = 100
+READ_FIELDS = frozenset({*schema.FEATURES, schema.ID_FIELD})
+
+
 class _Repeated(dict):  # type: ignore[type-arg]
     """A JSON object that named some keys more than once: the last value would silently win."""
 
@@ -54,8 +62,12 @@ def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return repeated
 
 
+class _Constant(ValueError):
+    """``NaN`` or ``Infinity``, which Python's parser accepts and JSON does not have."""
+
+
 def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _Constant(f"{name} is not valid JSON")
 
 
 def parse_json(body: bytes) -> object:
@@ -74,8 +86,14 @@ def parse_json(body: bytes) -> object:
         raise MalformedInput("The body is not valid JSON: it is not UTF-8 text.") from None
     except RecursionError:
         raise MalformedInput("The body is not valid JSON for this service: it is nested too deeply.") from None
-    except ValueError as error:
+    except _Constant as error:
         raise MalformedInput(f"The body is not valid JSON: {error}.") from None
+    except ValueError:
+        # The one other ValueError the parser raises: an integer longer than Python converts.
+        digits = sys.get_int_max_str_digits()
+        raise MalformedInput(
+            f"The body is not valid JSON for this service: a number has more than {digits} digits."
+        ) from None
 
 
 def parse_customers(document: object, max_batch_size: int) -> Request:
@@ -97,28 +115,31 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     customers: list[schema.Customer] = []
     ids: list[object] = []
     problems: list[Problem] = []
+    failed = 0
     for index, record in enumerate(document):
         if not isinstance(record, Mapping):
             problems.append(Problem(None, f"must be a customer object, not {schema.json_type(record)}", index))
             continue
         try:
-            customer, customer_id = _clean(record)
+            customer, customer_id = _clean(record, hints=failed < HINTED_RECORDS)
         except InvalidCustomer as error:
+            failed += 1
             problems.extend(problem.at(index) for problem in error.problems)
             continue
         customers.append(customer)
         ids.append(customer_id)
     if problems:
-        raise InvalidCustomer(problems)
+        raise InvalidCustomer(problems, LISTED_PROBLEMS)
     return Request(customers, ids, batch=True)
 
 
-def _clean(record: Mapping[str, object]) -> tuple[schema.Customer, object]:
+def _clean(record: Mapping[str, object], hints: bool = True) -> tuple[schema.Customer, object]:
     if isinstance(record, _Repeated):
-        raise InvalidCustomer(
-            [Problem(schema.normalise(key), "is given twice") for key in dict.fromkeys(record.repeated)]
-        )
-    return schema.clean_record(record)
+        # Keys that are not read may repeat (the last one is ignored like the first); a field may not.
+        read = [name for name in dict.fromkeys(map(schema.normalise, record.repeated)) if name in READ_FIELDS]
+        if read:
+            raise InvalidCustomer([Problem(name, "is given twice") for name in read])
+    return schema.clean_record(record, hints=hints)
 
 
 def score(

@@ -4,14 +4,21 @@ The rule is the course's: names and text values are lower-cased with spaces turn
 ``totalcharges`` is numeric with blanks as 0, and ``churn`` is 1 for ``yes``. It is applied to one
 record at a time, so a CSV row and a JSON request go through exactly the same code, whatever
 dtype pandas gives a column.
+
+Only ASCII is folded: ``K`` (the Kelvin sign) is not ``k``, and numbers in strings are written in
+ASCII digits, as JSON writes them. A record's errors stay small whatever it holds: at most one
+problem per field, at most :data:`HINTS` misspelling hints, and values quoted to :data:`ECHO_CHARS`
+characters. Finding the hints costs at most :data:`HINT_COMPARISONS` string comparisons per record.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import string
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 
 from churn.errors import InvalidCustomer, Problem
 
@@ -45,11 +52,28 @@ CATEGORICAL: dict[str, tuple[str, ...] | tuple[int, ...]] = {
 NUMERICAL: tuple[str, ...] = ("tenure", "monthlycharges", "totalcharges")
 FEATURES: tuple[str, ...] = (*CATEGORICAL, *NUMERICAL)
 _FEATURE_SET = frozenset(FEATURES)
+_KNOWN_NAMES = frozenset({*FEATURES, ID_FIELD})
 # Customers with no bill yet have a blank total in the Telco export.
 BLANK_AS_ZERO = frozenset({"totalcharges"})
 
 Value = str | int | float
 Customer = dict[str, Value]
+
+# How much of a value an error message quotes: a megabyte of text must not come back in the error twice.
+ECHO_CHARS = 40
+_ECHO_LIMIT = 10**ECHO_CHARS
+
+# The hints for misspelt field names: at most HINTS per record, found among the first HINT_KEYS unknown
+# names of a length within HINT_LENGTH_SLACK of the field's, in at most HINT_COMPARISONS difflib ratios.
+# difflib costs microseconds per pair, and a 2 MiB body holds 100,000 names: the work must not grow with them.
+HINTS = 3
+HINT_KEYS = 100
+HINT_LENGTH_SLACK = 3
+HINT_COMPARISONS = 5
+HINT_CUTOFF = 0.8
+
+_NEAREST_FIRST = sorted(range(-HINT_LENGTH_SLACK, HINT_LENGTH_SLACK + 1), key=abs)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 class FieldError(ValueError):
@@ -61,8 +85,10 @@ class FieldError(ValueError):
 
 
 def normalise(text: str) -> str:
-    """The cleaning rule for names and text values: lower case, spaces to ``_``."""
-    return text.lower().replace(" ", "_")
+    """The cleaning rule for names and text values: ASCII lower case, spaces to ``_``."""
+    # str.lower() folds look-alikes such as the Kelvin sign onto ASCII letters; translate() folds A-Z only.
+    lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    return lowered.replace(" ", "_")
 
 
 def json_type(value: object) -> str:
@@ -83,18 +109,20 @@ def json_type(value: object) -> str:
 
 
 def parse_number(value: object, *, blank_as_zero: bool = False) -> float:
-    """A finite, non-negative number from a JSON number or a numeric string."""
+    """A finite, non-negative number from a JSON number or a numeric string.
+
+    A string holds ASCII decimal digits, with an optional sign, point and exponent, and spaces around.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise FieldError(f"must be a number, not {json_type(value)}")
     if isinstance(value, str):
-        if not value.strip():
+        number = _decimal(value)
+        if number is None:
+            if value.strip(string.whitespace):
+                raise FieldError(f"must be a number, not {describe(value)}")
             if blank_as_zero:
                 return 0.0
             raise FieldError("must be a number, not a blank string")
-        try:
-            number = float(value)
-        except ValueError:
-            raise FieldError(f"must be a number, not {value!r}") from None
     else:
         try:
             number = float(value)
@@ -103,13 +131,31 @@ def parse_number(value: object, *, blank_as_zero: bool = False) -> float:
     if not math.isfinite(number):
         raise FieldError("must be a finite number")
     if number < 0:
-        raise FieldError(f"must not be negative, got {value!r}")
+        raise FieldError(f"must not be negative, got {describe(value)}")
     return number
 
 
+def _decimal(text: str) -> float | None:
+    # Within ASCII, float() takes decimal numbers, nan and inf (which the caller refuses), and ``_`` between
+    # digits; beyond ASCII, it takes the digits of every script (``"٣"`` is 3).
+    if text.isascii() and "_" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
 def describe(value: object) -> str:
-    """``value`` as an error message quotes it: scalars as written, containers by their type."""
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    """``value`` as an error message quotes it: scalars as written, cut to :data:`ECHO_CHARS`; containers by type."""
+    if isinstance(value, str):
+        if len(value) > ECHO_CHARS:
+            return f"{value[:ECHO_CHARS]!r}… ({len(value)} characters)"
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # repr() of an integer past 4300 digits raises rather than returns.
+        return repr(value) if -_ECHO_LIMIT < value < _ECHO_LIMIT else f"a number of more than {ECHO_CHARS} digits"
+    if isinstance(value, float):
         return repr(value)
     return json_type(value)
 
@@ -144,46 +190,68 @@ def clean_customer(raw: Mapping[str, object]) -> Customer:
     return clean_record(raw)[0]
 
 
-def clean_record(raw: Mapping[str, object]) -> tuple[Customer, str | int | None]:
-    """:func:`clean_customer`, plus the customer id the record carries (``None`` if it has none)."""
+def clean_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Customer, str | int | None]:
+    """:func:`clean_customer`, plus the customer id the record carries (``None`` if it has none).
+
+    The problems are at most one per field: a field given in several spellings is reported as such,
+    and its values are not judged. ``hints=False`` spares the misspelling hints, the costly part of
+    a refusal, for callers that bound the hints of a whole batch.
+    """
     fields: dict[str, object] = {}
-    problems: list[Problem] = []
+    # Other keys are ignored, but the first few may be misspellings that the problems point out.
+    unknown: list[str] = []
+    # A field given more than once: its second spelling, and how many times it is given.
+    repeated: dict[str, tuple[str, int]] = {}
     for key, value in raw.items():
-        name = _NAMES.get(key) or _remember_name(key)
-        if name in fields and name in _FEATURE_SET:
-            problems.append(Problem(name, f"is given twice (the second time as {key!r})"))
+        name = _NAMES.get(key)
+        if name is None:
+            name = normalise(key)
+            if name not in _KNOWN_NAMES:
+                if len(unknown) < HINT_KEYS:
+                    unknown.append(name)
+                continue
+            if len(_NAMES) < _MEMO_LIMIT:
+                _NAMES[key] = name
+        if name in fields:
+            second, times = repeated.get(name, (key, 1))
+            repeated[name] = (second, times + 1)
         fields[name] = value
 
+    problems: list[Problem] = []
     customer_id = fields.get(ID_FIELD)
     if customer_id is not None and (isinstance(customer_id, bool) or not isinstance(customer_id, (str, int))):
         problems.append(Problem(ID_FIELD, f"must be a string or an integer, not {json_type(customer_id)}"))
     customer: Customer = {}
+    hinter: _Hints | None = None
     for name, parse in _PARSERS.items():
         value = fields.get(name, _MISSING)
         if value is _MISSING:
-            problems.append(Problem(name, missing_message(name, fields)))
+            hinter = hinter or _Hints(unknown if hints else ())
+            problems.append(Problem(name, hinter.missing_message(name)))
             continue
         try:
             customer[name] = parse(value)
         except FieldError as error:
             problems.append(Problem(name, str(error), allowed=error.allowed))
+    if repeated:
+        given = [Problem(name, _repeated_message(*spelling)) for name, spelling in repeated.items()]
+        problems = given + [problem for problem in problems if problem.field not in repeated]
     if problems:
         raise InvalidCustomer(problems)
     return customer, customer_id  # type: ignore[return-value]
 
 
+def _repeated_message(second: str, times: int) -> str:
+    count = "twice" if times == 2 else f"{times} times"
+    return f"is given {count} (the second time as {second!r})"
+
+
 # Requests repeat a handful of spellings: remembering how each was cleaned keeps the per-request
-# cost to dictionary look-ups. The bounds stop a client from growing them without limit.
+# cost to dictionary look-ups. Only spellings of the schema's names and values are kept (other keys
+# are as many as clients care to invent), and the bounds stop a client from growing them without limit.
 _MEMO_LIMIT = 512
 _MISSING = object()
 _NAMES: dict[str, str] = {}
-
-
-def _remember_name(key: str) -> str:
-    name = normalise(key)
-    if len(_NAMES) < _MEMO_LIMIT:
-        _NAMES[key] = name
-    return name
 
 
 def _category_parser(allowed: tuple[str, ...] | tuple[int, ...]) -> Callable[[object], str | int]:
@@ -227,18 +295,55 @@ def parse_value(name: str, value: object) -> Value:
 
 
 def missing_message(name: str, given: Iterable[str]) -> str:
-    """Why a record lacks ``name``, with a hint when one of the ``given`` names looks like a misspelling of it."""
-    unknown = [key for key in given if key not in _FEATURE_SET and key != ID_FIELD]
-    close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.8)
-    hint = f" (is {close[0]!r} a misspelling of it?)" if close else ""
-    return f"is required{hint}"
+    """Why a record lacks ``name``, with a hint when one of the (distinct) ``given`` names looks like a misspelling."""
+    return _Hints(islice((key for key in given if key not in _KNOWN_NAMES), HINT_KEYS)).missing_message(name)
+
+
+class _Hints:
+    """Misspelling hints for the missing fields of one record, within the bounds of the module's docstring."""
+
+    def __init__(self, unknown: Iterable[str]) -> None:
+        self.by_length: dict[int, list[str]] = {}
+        for key in unknown:
+            self.by_length.setdefault(len(key), []).append(key)
+        self.comparisons = HINT_COMPARISONS
+        self.hints = HINTS
+
+    def missing_message(self, name: str) -> str:
+        """``is required``, with the closest unknown name if one is close enough and the budget allows."""
+        close = self._closest(name) if self.hints and self.comparisons else None
+        if close is None:
+            return "is required"
+        self.hints -= 1
+        return f"is required (is {close!r} a misspelling of it?)"
+
+    def _closest(self, name: str) -> str | None:
+        size = len(name)
+        # difflib's ratio is 2 * matching characters / both lengths: under the cutoff, whatever matches, once
+        # the lengths differ too much. Names nearest in length go first, as the likeliest misspellings.
+        candidates = [
+            key
+            for offset in _NEAREST_FIRST
+            if 2 * min(size, size + offset) >= HINT_CUTOFF * (2 * size + offset)
+            for key in self.by_length.get(size + offset, ())
+        ][: self.comparisons]
+        if not candidates:
+            return None
+        self.comparisons -= len(candidates)
+        matcher = difflib.SequenceMatcher(b=name)
+        ratios = []
+        for key in candidates:
+            matcher.set_seq1(key)
+            ratios.append(matcher.ratio())
+        best = max(range(len(candidates)), key=ratios.__getitem__)
+        return candidates[best] if ratios[best] >= HINT_CUTOFF else None
 
 
 def parse_target(value: object) -> int:
     """The churn label: 1 for ``yes``, 0 for ``no``, in any spelling the cleaning rule allows."""
     cleaned = normalise(value) if isinstance(value, str) else None
     if cleaned not in ("yes", "no"):
-        raise FieldError(f"must be 'yes' or 'no', not {value!r}", ("no", "yes"))
+        raise FieldError(f"must be 'yes' or 'no', not {describe(value)}", ("no", "yes"))
     return int(cleaned == "yes")
 
 

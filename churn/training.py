@@ -165,7 +165,8 @@ def train(
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as stream:
-        pickle.dump(pair, stream)
+        # Protocol 4: protocol 5 pickles numpy arrays through a function the safe loader does not admit.
+        pickle.dump(pair, stream, protocol=4)
     metadata = {
         "C": C,
         "n_splits": n_splits,

@@ -404,3 +404,30 @@ def test_explain_false_or_absent_changes_nothing(client):
     assert client.post("/predict?explain=false", json=SAMPLE_CUSTOMER).get_json() == plain
     assert set(plain) == {"churn_probability", "churn", "customerid"}
     assert_problem(client.post("/predict?explain=maybe", json=SAMPLE_CUSTOMER), 400, "'explain' must be true or false")
+
+
+def test_a_field_given_twice_in_json_is_422_naming_it(client):
+    body = json.dumps(SAMPLE_CUSTOMER)[:-1] + ', "tenure": 9999}'
+    response = post_json(client, json.loads(json.dumps(SAMPLE_CUSTOMER)))
+    assert response.status_code == 200
+    refused = client.post("/predict", data=body, content_type="application/json")
+    assert_problem(refused, 422, "tenure: is given twice")
+    both_ids = json.dumps({**SAMPLE_CUSTOMER, "customerID": "other"})
+    assert_problem(client.post("/predict", data=both_ids, content_type="application/json"), 422, "customerid")
+    # A key the service does not read may repeat: nothing is silently taken from it.
+    ignored = json.dumps(SAMPLE_CUSTOMER)[:-1] + ', "note": 1, "note": 2}'
+    assert client.post("/predict", data=ignored, content_type="application/json").status_code == 200
+
+
+def test_a_number_too_long_for_python_gets_the_services_own_message(client):
+    body = json.dumps(SAMPLE_CUSTOMER).replace('"tenure": 41', '"tenure": ' + "9" * 5000)
+    response = assert_problem(client.post("/predict", data=body, content_type="application/json"), 400)
+    assert "more than 4300 digits" in response["detail"]
+    assert "set_int_max_str_digits" not in json.dumps(response)
+
+
+def test_a_batch_of_bad_records_lists_a_bounded_number_of_problems(client):
+    response = assert_problem(post_json(client, [{}] * 1000), 422)
+    assert response["detail"].startswith("19000 problems with the customer data")
+    assert "(the first 100 are listed)" in response["detail"]
+    assert len(response["errors"]) == 100
