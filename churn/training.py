@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,7 +130,6 @@ def train(
     report: Callable[[str], None] = print,
 ) -> TrainingResult:
     """Cross-validate, fit on the full training split, score the test split, write model and metadata."""
-    started = time.perf_counter()
     dataset = load_dataset(data_path)
     full_train, test = split_positions(len(dataset.customers))
 
@@ -182,5 +180,5 @@ def train(
         "reference": reference,
     }
     metadata_file = write_metadata(output, metadata)
-    report(f"the model is saved to {output} (metadata in {metadata_file}), in {time.perf_counter() - started:.1f} s")
+    report(f"the model is saved to {output} (metadata in {metadata_file})")
     return TrainingResult(fold_aucs, test_auc, metadata)

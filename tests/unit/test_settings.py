@@ -1,11 +1,12 @@
 """Settings from the environment."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from churn.app import create_app_from_env
-from churn.settings import PROJECT_DIR, Settings, SettingsError
+from churn.settings import PROJECT_DIR, Settings, SettingsError, documented
 
 
 def test_defaults_serve_the_committed_model_from_any_folder():
@@ -25,7 +26,9 @@ def test_every_setting_has_a_variable():
             "CHURN_MAX_BATCH_SIZE": "10",
         }
     )
-    assert settings == Settings(Path("/models/m.bin"), 0.3, 4096, 10)
+    assert settings == Settings(
+        model_path=Path("/models/m.bin"), threshold=0.3, max_request_bytes=4096, max_batch_size=10
+    )
 
 
 def test_empty_variables_keep_defaults():
@@ -56,3 +59,24 @@ def test_bad_setting_stops_the_app_with_the_reason(monkeypatch):
     monkeypatch.setenv("CHURN_THRESHOLD", "2")
     with pytest.raises(SystemExit, match="CHURN_THRESHOLD='2' is not valid: must be between 0 and 1"):
         create_app_from_env()
+
+
+def test_the_readme_lists_every_setting_as_declared():
+    readme = (PROJECT_DIR / "README.md").read_text()
+    rows = re.findall(r"^\| `(CHURN_\w+)` \| (.*?) \| (.*) \|$", readme, re.MULTILINE)
+    assert rows == documented()
+
+
+def test_the_readme_stays_short():
+    assert (PROJECT_DIR / "README.md").stat().st_size <= 8 * 1024
+
+
+def test_secret_settings_are_hidden_in_messages():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"CHURN_PREDICTION_LOG_BUFFER": "0", "CHURN_API_KEYS": ",,"})
+    assert "CHURN_API_KEYS=(hidden) is not valid: lists no key" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["off", "false", "0", "no", "OFF"])
+def test_metrics_switch_off(text):
+    assert Settings.from_env({"CHURN_METRICS": text}).metrics is False
