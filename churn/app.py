@@ -15,6 +15,7 @@ from churn.examples import SAMPLE_CUSTOMER
 from churn.explain import Explainer
 from churn.metrics import Metrics
 from churn.model import ChurnModel, ModelLoadError, load_model
+from churn.monitoring import MonitoringGauges, service_monitor
 from churn.pipeline import Observer, Pipeline, check_media_type, limit_body
 from churn.prediction_log import PredictionLogError, open_prediction_log
 from churn.settings import Settings, SettingsError
@@ -51,9 +52,10 @@ def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
     prediction_log = None
     if settings.prediction_log is not None:
         prediction_log = open_prediction_log(settings.prediction_log, settings.prediction_log_buffer, metrics)
-    service = Service(
-        model, settings, metrics, prediction_log, Explainer.from_model(model.scorer, model.metadata["reference"])
-    )
+    explainer = Explainer.from_model(model.scorer, model.metadata["reference"])
+    monitor = service_monitor(settings.prediction_log, model.metadata, settings)
+    gauges = None if metrics is None or monitor is None else MonitoringGauges(metrics.registry, monitor)
+    service = Service(model, settings, metrics, prediction_log, explainer, gauges)
 
     index_html = app.jinja_env.get_template("index.html").render(
         categorical=schema.CATEGORICAL,

@@ -22,6 +22,8 @@ from churn.explain import Explainer
 from churn.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from churn.metrics import Metrics
 from churn.model import ChurnModel
+from churn.monitoring import MonitoringGauges
+from churn.monitoring_endpoints import monitoring_endpoints
 from churn.pipeline import Call, Endpoint, Reply
 from churn.prediction_log import PredictionLog, PredictionRecord
 from churn.problems import Refused
@@ -49,6 +51,7 @@ class Service:
     metrics: Metrics | None = None
     prediction_log: PredictionLog | None = None
     explainer: Explainer | None = None
+    gauges: MonitoringGauges | None = None
 
     def endpoints(self) -> dict[str, Endpoint]:
         """The routes the pipeline answers itself."""
@@ -67,6 +70,7 @@ class Service:
         }
         if self.metrics is not None:
             routes["/metrics"] = Endpoint("GET", self.expose_metrics)
+        routes.update(monitoring_endpoints(self))
         return routes
 
     def predict(self, call: Call) -> Reply:
@@ -125,6 +129,8 @@ class Service:
     def expose_metrics(self, call: Call) -> Reply:
         """The Prometheus text format."""
         assert self.metrics is not None
+        if self.gauges is not None:
+            self.gauges.refresh()
         return Reply(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
 
     def _record(

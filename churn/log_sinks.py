@@ -28,6 +28,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     Engine,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -76,6 +77,8 @@ _CASTS: dict[str, Callable[[Any], str | int | float]] = {
 }
 
 METADATA = MetaData()
+# The longest customer id the log and the outcomes keep.
+MAX_CUSTOMER_ID = 255
 PREDICTIONS = Table(
     "churn_predictions",
     METADATA,
@@ -84,7 +87,7 @@ PREDICTIONS = Table(
     Column("request_id", String(64), nullable=False),
     Column("logged_at", _TIMESTAMP, nullable=False, index=True),
     Column("endpoint", String(64), nullable=False),
-    Column("customer_id", String(255)),
+    Column("customer_id", String(MAX_CUSTOMER_ID)),
     # One column per feature, for GROUP BY; the JSON keeps the record whole if the schema grows.
     *(Column(name, column_type) for name, column_type in _FEATURE_TYPES.items()),
     Column("features", Text, nullable=False),
@@ -94,6 +97,20 @@ PREDICTIONS = Table(
     Column("model_sha256", String(64), nullable=False),
     Column("model_c", Double, nullable=False),
     Column("latency_ms", Double, nullable=False),
+)
+# What really happened to customers (POST /feedback), joined with predictions by monitoring.
+OUTCOMES = Table(
+    "churn_outcomes",
+    METADATA,
+    # A digest of the subject, so that a subject has one row whatever its ids' lengths.
+    Column("subject", String(64), primary_key=True),
+    Column("customer_id", String(MAX_CUSTOMER_ID)),
+    Column("request_id", String(64)),
+    Column("churned", Boolean, nullable=False),
+    Column("observed_at", _TIMESTAMP, nullable=False),
+    Column("recorded_at", _TIMESTAMP, nullable=False),
+    Index("ix_churn_outcomes_request", "request_id", "customer_id"),
+    Index("ix_churn_outcomes_customer", "customer_id"),
 )
 BATCHES = Table(
     "churn_prediction_batches",

@@ -38,6 +38,9 @@ def spec(model: ChurnModel, settings: Settings) -> dict[str, object]:
         threshold=settings.threshold,
         max_batch_size=settings.max_batch_size,
         max_request_bytes=settings.max_request_bytes,
+        monitoring_window=settings.monitoring_window,
+        monitoring_psi_watch=settings.monitoring_psi_watch,
+        monitoring_psi_act=settings.monitoring_psi_act,
     )
     document = yaml.safe_load(text)
     document["components"]["schemas"]["Customer"] = customer_schema()

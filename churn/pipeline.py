@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-# A caller's request id is kept when it is this: short, printable, no spaces.
-REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# A caller's request id is kept when it is this: short (the log's column holds 64), printable, no spaces.
+REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
 # Paths Flask answers get one label each in metrics, and everything else one more: a scan must not
 # create a time series per path it tries.
 OTHER = "other"
@@ -145,9 +145,7 @@ def check_media_type(call: Call, endpoint: Endpoint | None) -> None:
         raise endpoint.accepts[1]()
     encoding = call.header("Content-Encoding").strip().lower()
     if encoding not in ("", "identity"):
-        raise UnsupportedFormat(
-            f"The body is sent with Content-Encoding: {encoding}; send it uncompressed."
-        )
+        raise UnsupportedFormat(f"The body is sent with Content-Encoding: {encoding}; send it uncompressed.")
     charset = _parameter(call.environ.get("CONTENT_TYPE", ""), "charset")
     if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise UnsupportedFormat(f"The body is declared as charset={charset}; the service reads UTF-8 only.")

@@ -94,6 +94,12 @@ class Settings:
     prediction_log_buffer: int = setting(
         100_000, positive_int, "Records held while the prediction log's database is down; more are dropped."
     )
+    monitoring_window: int = setting(10_000, positive_int, "Predictions in `/monitoring`'s default window.")
+    monitoring_psi_watch: float = setting(0.1, float, "PSI from which a feature is marked `watch`.")
+    monitoring_psi_act: float = setting(0.25, float, "PSI above which a feature is marked `act`.")
+    monitoring_metrics_interval_s: float = setting(
+        300.0, float, "Seconds between recomputations of the drift and AUC gauges."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:

@@ -188,3 +188,5 @@ def test_ready_is_503_while_the_prediction_log_cannot_be_written(client_with, tm
     assert response.mimetype == "application/problem+json"
     assert client.get("/health").status_code == 200
     assert client.post("/predict", json=SAMPLE_CUSTOMER).status_code == 200
+    # The writer would retry for ever: stop it, and with it the record it could not write.
+    assert client.application.extensions["churn"].prediction_log.close(0.5) == 1
