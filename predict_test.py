@@ -114,7 +114,7 @@ def predict(url: str, payload: dict | list, api_key: str | None = None) -> dict 
         ) from None
 
 
-def report(result: dict, customer_id: str) -> None:
+def report(result: dict[str, object], customer_id: str) -> None:
     """Print the answer and the decision, as the course does."""
     print(result)
     if result["churn"]:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if isinstance(payload, dict):
+    if isinstance(answer, dict):
         # The course's customer id for its sample; a file's own id when it has one.
         report(answer, str(answer.get("customerid", DEFAULT_CUSTOMER_ID)) if args.customer else DEFAULT_CUSTOMER_ID)
     else:

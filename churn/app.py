@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -105,9 +106,9 @@ def create_app_from_env() -> Flask:
     return app
 
 
-def training_ranges(metadata: dict[str, object]) -> dict[str, dict[str, float]]:
+def training_ranges(metadata: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Each number's smallest and largest value in training, from the metadata's reference distributions."""
-    numerical = metadata.get("reference", {}).get("numerical", {})  # type: ignore[union-attr]
+    numerical = metadata["reference"]["numerical"]
     return {name: {"min": stats["min"], "max": stats["max"]} for name, stats in numerical.items()}
 
 

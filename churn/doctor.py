@@ -157,9 +157,9 @@ class Project:
 
     def service_settings(self) -> Settings:
         """The service's settings in the image: the Dockerfile's ENV, then EB's environment properties."""
-        environ = {}
+        environ: dict[str, str] = {}
         for argument in self.dockerfile("ENV"):
-            environ.update(word.split("=", 1) for word in shlex.split(argument) if "=" in word)
+            environ.update(word.partition("=")[::2] for word in shlex.split(argument) if "=" in word)
         properties = "aws:elasticbeanstalk:application:environment"
         environ.update(
             {name: value for (namespace, name), value in self.option_settings().items() if namespace == properties}

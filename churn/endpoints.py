@@ -146,7 +146,7 @@ class Service:
         now = datetime.now(UTC)
         latency_ms = (time.perf_counter() - call.started) * 1000
         metadata = self.model.metadata
-        sha256, c = str(metadata["model_sha256"]), float(metadata["C"])  # type: ignore[arg-type]
+        sha256, c = str(metadata["model_sha256"]), float(metadata["C"])
         records = []
         for customer, customer_id, probability in zip(customers, ids, probabilities, strict=True):
             given_id = None if customer_id is None else str(customer_id)

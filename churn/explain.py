@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
 from churn import schema
 from churn.reference import total_difference
@@ -44,15 +45,20 @@ def _beyond(value: float, low: float, high: float) -> str:
     return f"{value / high - 1:.1%} above the largest value seen in training ({_number(high)})"
 
 
+def _record(**fields: object) -> dict[str, object]:
+    """A prepared result record, copied for each customer."""
+    return fields
+
+
 class Explainer:
     """Explanations, what-if changes and warnings for one model and its training reference."""
 
     def __init__(
         self,
         intercept: float,
-        contributions: dict[str, dict[str | int, float]],
+        contributions: dict[str, dict[schema.Value, float]],
         numerical: dict[str, tuple[float, float]],
-        steps: dict[str, dict[str | int, dict[str | int, float]]],
+        steps: dict[str, dict[schema.Value, dict[schema.Value, float]]],
         ranges: dict[str, tuple[float, float]],
         total_tolerance: float,
         total_quantile: float,
@@ -70,7 +76,7 @@ class Explainer:
         self._categorical = tuple(
             (
                 name,
-                {value: (-abs(c), {"feature": name, "value": value, "contribution": c}) for value, c in table.items()},
+                {value: (-abs(c), _record(feature=name, value=value, contribution=c)) for value, c in table.items()},
             )
             for name, table in contributions.items()
         )
@@ -79,7 +85,7 @@ class Explainer:
         offers = {
             name: {
                 value: tuple(
-                    (step, math.exp(step), {"field": name, "from": value, "to": other})
+                    (step, math.exp(step), _record(**{"field": name, "from": value, "to": other}))
                     for other, step in by_other.items()
                     if step < 0
                 )
@@ -95,12 +101,12 @@ class Explainer:
         self._ranges = tuple((name, low, high) for name, (low, high) in ranges.items())
 
     @classmethod
-    def from_model(cls, scorer: Scorer, reference: Mapping[str, object]) -> Explainer:
+    def from_model(cls, scorer: Scorer, reference: Mapping[str, Any]) -> Explainer:
         """The tables for ``scorer``, with ``reference`` (the training split's distributions) as the baseline."""
-        shares: Mapping[str, Mapping[str, float]] = reference["categorical"]  # type: ignore[assignment]
-        summaries: Mapping[str, Mapping[str, float]] = reference["numerical"]  # type: ignore[assignment]
+        shares: Mapping[str, Mapping[str, float]] = reference["categorical"]
+        summaries: Mapping[str, Mapping[str, float]] = reference["numerical"]
         intercept = scorer.intercept
-        contributions: dict[str, dict[str | int, float]] = {}
+        contributions: dict[str, dict[schema.Value, float]] = {}
         for name, table in scorer.tables.items():
             average = math.fsum(shares[name][str(value)] * weight for value, weight in table.items())
             intercept += average
@@ -111,7 +117,7 @@ class Explainer:
             intercept += weight * mean
             numerical[name] = (weight, mean)
         # A customer with internet can take an add-on service or drop it, but cannot have "no_internet_service".
-        steps = {
+        steps: dict[str, dict[schema.Value, dict[schema.Value, float]]] = {
             name: {
                 value: {
                     other: scorer.tables[name][other] - scorer.tables[name][value]
@@ -123,7 +129,7 @@ class Explainer:
             for name in ACTIONABLE
         }
         ranges = {name: (summaries[name]["min"], summaries[name]["max"]) for name in schema.NUMERICAL}
-        total: Mapping[str, float] = reference["total_charges"]  # type: ignore[assignment]
+        total: Mapping[str, float] = reference["total_charges"]
         return cls(intercept, contributions, numerical, steps, ranges, total["tolerance"], total["quantile"])
 
     def explain(self, customer: schema.Customer, probability: float) -> dict[str, object]:

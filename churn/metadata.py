@@ -7,6 +7,7 @@ import json
 import platform
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 # The libraries whose versions decide whether a pickle loads and predicts as it did.
 RECORDED_PACKAGES = ("scikit-learn", "numpy", "pandas")
@@ -44,7 +45,7 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_metadata(model_path: Path) -> dict[str, object]:
+def read_metadata(model_path: Path) -> dict[str, Any]:
     """The metadata of ``model_path``; ``OSError`` or ``ValueError`` when it cannot be read.
 
     ``NaN`` and ``Infinity``, which Python's parser takes, are refused: the API serves this document as JSON.

@@ -6,6 +6,7 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import InconsistentVersionWarning
@@ -32,7 +33,7 @@ class ChurnModel:
         self,
         vectorizer: DictVectorizer,
         regression: LogisticRegression,
-        metadata: dict[str, object],
+        metadata: dict[str, Any],
     ) -> None:
         self.vectorizer = vectorizer
         self.regression = regression

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
@@ -98,7 +99,7 @@ def _answer(model: ChurnModel, settings: Settings, body: object) -> object:
     return json.loads(scored.response())
 
 
-def _examples(values: dict[str, object]) -> dict[str, object]:
+def _examples(values: Mapping[str, object]) -> dict[str, object]:
     return {name: {"value": value} for name, value in values.items()}
 
 
@@ -122,7 +123,7 @@ def customer_schema() -> dict[str, object]:
                 "type": "string",
                 "enum": list(values),
                 "description": "Case and spaces are normalised, so the Telco CSV spelling "
-                f"({values[-1].replace('_', ' ').title()!r}) is accepted too.",
+                f"({str(values[-1]).replace('_', ' ').title()!r}) is accepted too.",
             }
     for name in schema.NUMERICAL:
         blank = " A blank string counts as 0, as in the Telco export." if name in schema.BLANK_AS_ZERO else ""

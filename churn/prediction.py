@@ -46,7 +46,7 @@ LISTED_PROBLEMS = 100
 READ_FIELDS = frozenset({*schema.FEATURES, schema.ID_FIELD})
 
 
-class _Repeated(dict):  # type: ignore[type-arg]
+class _Repeated(dict[str, object]):
     """A JSON object that named some keys more than once: the last value would silently win."""
 
     repeated: list[str]

@@ -41,7 +41,7 @@ def reference_distributions(customers: Sequence[schema.Customer], probabilities:
     for name, allowed in schema.CATEGORICAL.items():
         counts = dict.fromkeys(allowed, 0)
         for customer in customers:
-            counts[customer[name]] += 1  # type: ignore[index]
+            counts[customer[name]] += 1
         categorical[name] = {str(value): count / rows for value, count in counts.items()}
 
     numbers = {name: np.array([customer[name] for customer in customers], dtype=float) for name in schema.NUMERICAL}

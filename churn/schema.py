@@ -260,15 +260,15 @@ def _category_parser(allowed: tuple[str, ...] | tuple[int, ...]) -> Callable[[ob
 
     def parse(value: object) -> str | int:
         # Exact types: True == 1 and hashes like it, but a boolean is not a valid flag.
-        if value.__class__ is str:
-            cleaned = spellings.get(value)  # type: ignore[arg-type]
+        if type(value) is str:
+            cleaned = spellings.get(value)
             if cleaned is None:
                 cleaned = parse_category(value, allowed)
                 if len(spellings) < _MEMO_LIMIT:
-                    spellings[value] = cleaned  # type: ignore[index]
+                    spellings[value] = cleaned
             return cleaned
-        if value.__class__ is int and value in integers:
-            return value  # type: ignore[return-value]
+        if type(value) is int and value in integers:
+            return value
         return parse_category(value, allowed)
 
     return parse
@@ -276,8 +276,8 @@ def _category_parser(allowed: tuple[str, ...] | tuple[int, ...]) -> Callable[[ob
 
 def _number_parser(blank_as_zero: bool) -> Callable[[object], float]:
     def parse(value: object) -> float:
-        if (value.__class__ is float or value.__class__ is int) and 0 <= value <= sys.float_info.max:  # type: ignore[operator]
-            return float(value)  # type: ignore[arg-type]
+        if (type(value) is float or type(value) is int) and 0 <= value <= sys.float_info.max:
+            return float(value)
         return parse_number(value, blank_as_zero=blank_as_zero)
 
     return parse

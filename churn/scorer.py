@@ -34,7 +34,9 @@ def sigmoid_array(z: np.ndarray) -> np.ndarray:
 class Scorer:
     """Churn probabilities from cleaned customers, one at a time or by columns."""
 
-    def __init__(self, intercept: float, tables: dict[str, dict[str | int, float]], weights: dict[str, float]) -> None:
+    def __init__(
+        self, intercept: float, tables: dict[str, dict[schema.Value, float]], weights: dict[str, float]
+    ) -> None:
         self.intercept = intercept
         self.tables = tables
         self.weights = weights
@@ -50,7 +52,7 @@ class Scorer:
     def compile(cls, vectorizer: DictVectorizer, regression: LogisticRegression) -> Scorer:
         """The tables of a fitted pair whose features are the schema's (as :func:`load_model` checks)."""
         weight = dict(zip(vectorizer.feature_names_, regression.coef_[0].tolist(), strict=True))
-        tables: dict[str, dict[str | int, float]] = {}
+        tables: dict[str, dict[schema.Value, float]] = {}
         for name, allowed in schema.CATEGORICAL.items():
             if isinstance(allowed[0], int):
                 # An integer flag is one numeric column to the DictVectorizer: its value times one weight.
