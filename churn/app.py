@@ -13,7 +13,7 @@ from churn import apidocs, problems, request_log, schema
 from churn.auth import api_keys, require_key
 from churn.endpoints import Service
 from churn.examples import SAMPLE_CUSTOMER
-from churn.explain import Explainer
+from churn.explain import ACTIONABLE, Explainer
 from churn.metrics import Metrics
 from churn.model import ChurnModel, ModelLoadError, load_model
 from churn.monitoring import MonitoringGauges, service_monitor
@@ -64,6 +64,7 @@ def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
         example=SAMPLE_CUSTOMER,
         threshold=settings.threshold,
         training_ranges=training_ranges(model.metadata),
+        actionable=ACTIONABLE,
     )
     app.add_url_rule("/", "index", lambda: Response(index_html, mimetype="text/html"))
     apidocs.register(app, model, settings)

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from churn.app import create_app
 from churn.model import ChurnModel, load_model
 from churn.settings import Settings
 from tests.helpers import data
+from tests.helpers.browser import chromium
 from tests.helpers.gunicorn import Server, start_gunicorn, stop
 
 TESTS = Path(__file__).parent
@@ -61,6 +63,13 @@ def client_with(model: ChurnModel) -> Callable[..., FlaskClient]:
         return create_app(model, Settings(**changes)).test_client()  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    browser = chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.quit()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 // The scoring page (churn/templates/index.html): checks the form with the API's rules, sends it to
-// `predict` and shows the answer. A file rather than inline script, with its data in the page's
-// <script type="application/json" id="page-data">: the Content-Security-Policy allows nothing inline.
+// `predict?explain=true` and shows the answer: the probability, the main reasons as a small chart, the
+// changes that would lower it and the warnings (docs/explanations.md). A file rather than inline script,
+// with its data in the page's <script type="application/json" id="page-data">: the Content-Security-Policy
+// allows nothing inline.
 "use strict";
 
 (() => {
@@ -16,6 +18,9 @@
   const KEY_STORAGE = "churn-api-key";
   // The API's rule for numbers, as text: ASCII digits with at most one decimal point, nothing else.
   const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+  // How many contributions the chart shows each way.
+  const REASONS_EACH_WAY = 4;
+  const MINUS = "\u2212";
 
   const form = $("customer"), button = $("score"), result = $("result"), errorBox = $("error");
   const keyField = $("apikey");
@@ -71,6 +76,8 @@
     $("warnings").replaceChildren();
     $("probability").textContent = "";
     $("verdict").textContent = "";
+    for (const id of ["reasons", "what-if", "what-if-empty"]) $(id).hidden = true;
+    for (const id of ["reasons-up", "reasons-down", "what-if-list"]) $(id).replaceChildren();
   }
 
   // A number field's value, or why it is not one: {value} or {error}.
@@ -144,22 +151,159 @@
     return label ? label.firstChild.textContent.trim() : name;
   }
 
-  function showWarnings() {
+  // A field's label without its unit: "Monthly charges", not "Monthly charges ($)".
+  function shortLabel(name) {
+    return labelOf(name).replace(/\s*\([^)]*\)$/, "");
+  }
+
+  // A value as the form shows it: a list's option text ("Two year", "No"), a number with separators.
+  function valueText(name, value) {
+    const el = form.elements.namedItem(name);
+    if (el && el.tagName === "SELECT") {
+      const option = [...el.options].find((o) => o.value === String(value));
+      if (option) return option.textContent.trim();
+    }
+    if (typeof value === "number") return format(value);
+    return String(value).replace(/_/g, " ");
+  }
+
+  function element(tag, props = {}, children = []) {
+    const el = Object.assign(document.createElement(tag), props);
+    el.append(...children);
+    return el;
+  }
+
+  function signed(number, digits) {
+    const text = Math.abs(number).toFixed(digits);
+    return (number < 0 ? MINUS : "+") + text;
+  }
+
+  // A log-odds contribution as what it does to the odds: "odds ×1.43", "odds ÷6.9"; two decimals for
+  // small effects, so that −0.03 does not read as "÷1.0", no effect at all, and no giant numbers for
+  // values far outside the training data.
+  function oddsEffect(contribution) {
+    const factor = Math.exp(Math.abs(contribution));
+    const text = factor < 2 ? factor.toFixed(2)
+      : factor < 10 ? factor.toFixed(1)
+      : factor < 1000 ? format(Math.round(factor))
+      : "1,000+";
+    return "odds " + (contribution < 0 ? "\u00f7" : "\u00d7") + text;
+  }
+
+  // The API's warning with a label for the field it starts with: "Monthly charges 7985 is 67.3x ...".
+  function warningText(warning) {
+    const message = String(warning.message || "");
+    const field = String(warning.field || "");
+    if (field && message.startsWith(field + " ")) return shortLabel(field) + message.slice(field.length);
+    return message;
+  }
+
+  // The API's warnings, and the page's own out-of-range ones for the fields the API did not warn about:
+  // each once, in the API's words when it has them. An API without warnings leaves only the page's.
+  function showWarnings(apiWarnings) {
     const box = $("warnings");
     box.replaceChildren();
     const items = [];
+    const covered = new Set();
+    for (const warning of apiWarnings) {
+      if (!warning || typeof warning.message !== "string") continue;
+      if (warning.kind === "out_of_range") covered.add(warning.field);
+      items.push({ field: warning.field, kind: warning.kind, text: warningText(warning) });
+    }
     for (const name of DATA.numerical) {
       const text = updateWarning(name);
-      if (text) items.push(labelOf(name) + " is " + text);
+      if (!text || covered.has(name)) continue;
+      items.push({ field: name, kind: "out_of_range", text: labelOf(name) + " is " + text });
     }
     if (!items.length) return;
-    box.append(Object.assign(document.createElement("p"), {
-      textContent: "Check the values: the model has not seen customers like this.",
-    }));
-    const list = document.createElement("ul");
-    for (const text of items) list.append(Object.assign(document.createElement("li"), { textContent: text }));
+    box.append(element("p", { textContent: "Check the values: the model has not seen customers like this." }));
+    const list = element("ul");
+    for (const item of items) {
+      const li = element("li", { textContent: item.text });
+      li.dataset.field = item.field || "";
+      li.dataset.kind = item.kind || "";
+      list.append(li);
+    }
     box.append(list);
     box.hidden = false;
+  }
+
+  function reasonItem(entry, scale) {
+    const bar = element("span", { className: "bar" });
+    // Never thinner than a sliver, so a small reason still shows a bar.
+    bar.style.width = Math.max(2, (Math.abs(entry.contribution) / scale) * 100) + "%";
+    const li = element("li", {}, [
+      element("span", {
+        className: "reason",
+        textContent: shortLabel(entry.feature) + " = " + valueText(entry.feature, entry.value),
+      }),
+      element("span", { className: "track" }, [bar]),
+      element("span", { className: "amount" }, [
+        element("b", { textContent: signed(entry.contribution, 2) }),
+        " ",
+        element("small", { textContent: oddsEffect(entry.contribution) }),
+      ]),
+    ]);
+    li.querySelector(".track").setAttribute("aria-hidden", "true");
+    li.dataset.feature = entry.feature;
+    li.dataset.contribution = String(entry.contribution);
+    return li;
+  }
+
+  // The largest contributions each way, as bars on one scale; the API sorts them by size.
+  function showReasons(explanation) {
+    const contributions = explanation && Array.isArray(explanation.contributions)
+      ? explanation.contributions.filter((c) => c && typeof c.contribution === "number")
+      : [];
+    if (!contributions.length) return;
+    const up = contributions.filter((c) => c.contribution > 0).slice(0, REASONS_EACH_WAY);
+    const down = contributions.filter((c) => c.contribution < 0).slice(0, REASONS_EACH_WAY);
+    const scale = Math.max(...[...up, ...down].map((c) => Math.abs(c.contribution)), 1e-9);
+    for (const [id, entries] of [["reasons-up", up], ["reasons-down", down]]) {
+      const list = $(id);
+      for (const entry of entries) list.append(reasonItem(entry, scale));
+      if (!entries.length) list.append(element("li", { className: "none", textContent: "None" }));
+    }
+    $("reasons").hidden = false;
+  }
+
+  function probabilityText(probability) {
+    return probability.toFixed(3);
+  }
+
+  function changeText(change) {
+    const points = Math.abs(change * 100);
+    return points < 0.05 ? "less than 0.1 points lower" : points.toFixed(1) + " points lower";
+  }
+
+  // The changes that would lower the probability, best first as the API orders them.
+  function showWhatIf(whatIf, probability) {
+    if (!Array.isArray(whatIf)) return;
+    const list = $("what-if-list");
+    const changes = whatIf.filter((c) => c && typeof c.churn_probability === "number");
+    for (const change of changes) {
+      const li = element("li", {}, [
+        element("span", {
+          className: "change",
+          textContent: shortLabel(change.field) + ": " + valueText(change.field, change.from) + " \u2192 " +
+            valueText(change.field, change.to),
+        }),
+        " ",
+        element("span", {
+          className: "probabilities",
+          textContent: probabilityText(probability) + " \u2192 " + probabilityText(change.churn_probability),
+        }),
+        " ",
+        element("small", { textContent: "(" + changeText(change.churn_probability - probability) + ")" }),
+      ]);
+      li.dataset.field = change.field;
+      li.dataset.to = String(change.to);
+      li.dataset.probability = String(change.churn_probability);
+      list.append(li);
+    }
+    list.hidden = !changes.length;
+    $("what-if-empty").hidden = changes.length > 0;
+    $("what-if").hidden = false;
   }
 
   function showResult(data) {
@@ -170,7 +314,9 @@
       ? "Likely to churn (at or above the " + DATA.threshold_text + " threshold)"
       : "Not likely to churn (below the " + DATA.threshold_text + " threshold)";
     result.classList.toggle("churn", churn);
-    showWarnings();
+    showWarnings(Array.isArray(data.warnings) ? data.warnings : []);
+    showReasons(data.explanation);
+    showWhatIf(data.what_if, data.churn_probability);
     result.hidden = false;
   }
 
@@ -248,7 +394,7 @@
     try {
       let response;
       try {
-        response = await fetch("predict", { method: "POST", headers, body: JSON.stringify(body) });
+        response = await fetch("predict?explain=true", { method: "POST", headers, body: JSON.stringify(body) });
       } catch (error) {
         showError("Could not reach the prediction service. Check your connection and try again.");
         return;

@@ -27,11 +27,10 @@ from churn.monitoring import Monitor, MonitoringSettings, Window
 from churn.outcomes import Outcome
 from churn.settings import Settings
 from churn.training import DATA_FILE, Dataset, load_dataset
+from tests.helpers.browser import CSP_VIOLATION, PHONE, WAIT_SECONDS, take_screenshot
 from tests.helpers.databases import Postgres, running
 from tests.helpers.gunicorn import free_port
-from tests.system.test_page import CSP_VIOLATION, PHONE, WAIT_SECONDS, driver, take_screenshot
 
-__all__ = ["driver"]  # the browser fixture, shared with the scoring page's tests
 MILLION = 1_000_000
 
 

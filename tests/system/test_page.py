@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -22,11 +18,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from churn.examples import SAMPLE_CUSTOMER
 from churn.schema import CATEGORICAL, NUMERICAL
+from tests.helpers.browser import CSP_VIOLATION, PHONE, WAIT_SECONDS, take_screenshot
 from tests.helpers.gunicorn import Server, start_gunicorn, stop
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WAIT_SECONDS = 15
 FEATURES = {name: value for name, value in SAMPLE_CUSTOMER.items() if name in CATEGORICAL or name in NUMERICAL}
 RISKY_CHANGES: dict[str, str | int] = {
     "contract": "month-to-month",
@@ -37,41 +31,6 @@ RISKY_CHANGES: dict[str, str | int] = {
 API_KEY = "secret-key"
 # Failed requests the tests cause on purpose, which Chromium logs as SEVERE "Failed to load resource" lines.
 EXPECTED_STATUSES = re.compile(r"status of (401|422)\b")
-PHONE = {"width": 390, "height": 844}
-# How Chromium logs what a Content-Security-Policy blocked: "Refused to ..." in older versions, "Executing
-# inline script violates the following Content Security Policy directive ..." in newer ones.
-CSP_VIOLATION = re.compile(r"Refused to|Content Security Policy")
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        reason = f"{', '.join(missing)} not found: install them with `apt-get install chromium chromium-driver`"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests, but {reason}")
-        pytest.skip(reason)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager must not try to download one (no network here).
-    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    yield browser
-    browser.quit()
 
 
 def open_page(driver: WebDriver, server: Server) -> Iterator[WebDriver]:
@@ -136,6 +95,13 @@ def api_prediction(server: Server, customer: dict[str, object], key: str | None 
     return response.json()
 
 
+def api_explanation(server: Server, customer: dict[str, object]) -> dict[str, Any]:
+    """What ``POST /predict?explain=true`` answers for ``customer``: the page's source for reasons and changes."""
+    response = requests.post(f"{server.url}/predict", params={"explain": "true"}, json=customer, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
 def as_shown(probability: float) -> str:
     return f"{probability * 100:.1f}%"
 
@@ -174,17 +140,32 @@ def assert_no_result(driver: WebDriver) -> None:
         assert not driver.find_element(By.ID, element).is_displayed(), f"#{element} is still shown"
 
 
-def take_screenshot(driver: WebDriver, target: Path) -> tuple[int, int]:
-    """A PNG of the viewport at ``target``; its width and height in pixels."""
-    try:
-        assert driver.save_screenshot(target)
-    except WebDriverException as error:  # pragma: no cover - the message says more than a bare False
-        pytest.fail(f"no screenshot: {error}")
-    data = target.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 20_000, "a near-empty screenshot: the page did not render"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
+def shown_reasons(driver: WebDriver, way: str) -> list[dict[str, object]]:
+    """The chart's rows pushing ``way`` ("up" or "down"): feature, text and bar width in pixels."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#reasons-' + arguments[0] + ' li[data-feature]')].map(li => ({"
+        "  feature: li.dataset.feature, text: li.innerText.replace(/\\s+/g, ' ').trim(),"
+        "  width: li.querySelector('.bar').getBoundingClientRect().width,"
+        "  colour: getComputedStyle(li.querySelector('.bar')).backgroundColor}));",
+        way,
+    )
+
+
+def expected_reasons(explained: dict[str, Any], way: str) -> list[dict[str, Any]]:
+    """The API's four largest contributions pushing ``way``, in its order (largest first)."""
+    contributions = explained["explanation"]["contributions"]
+    return [c for c in contributions if (c["contribution"] > 0) == (way == "up") and c["contribution"] != 0][:4]
+
+
+def shown_what_if(driver: WebDriver) -> list[dict[str, str]]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#what-if-list li')].map(li => ({"
+        "  field: li.dataset.field, to: li.dataset.to, text: li.innerText.replace(/\\s+/g, ' ').trim()}));"
+    )
+
+
+def shown_warnings(driver: WebDriver) -> list[str]:
+    return [item.text for item in driver.find_elements(By.CSS_SELECTOR, "#warnings li")]
 
 
 def test_page_shows_the_form_prefilled_and_scores_the_sample_customer(page: WebDriver, live_server: Server) -> None:
@@ -214,7 +195,7 @@ def test_page_shows_the_form_prefilled_and_scores_the_sample_customer(page: WebD
     [sent] = sent_requests(page)
     # Relative, so the page works behind a path prefix; JSON with numbers as numbers (the API would
     # also accept "41", so only the body itself shows the page sends the right types).
-    assert sent["url"] == "predict"
+    assert sent["url"] == "predict?explain=true"
     assert sent["init"]["method"] == "POST"
     assert sent["init"]["headers"]["Content-Type"] == "application/json"
     assert "Authorization" not in sent["init"]["headers"], "no key was entered"
@@ -295,6 +276,9 @@ def test_editing_a_field_marks_the_result_stale(page: WebDriver) -> None:
     assert stale.is_displayed()
     assert "score again" in stale.text.lower()
     assert "stale" in page.find_element(By.ID, "result").get_attribute("class")
+    for part in ("probability", "verdict", "reasons", "what-if"):
+        opacity = page.execute_script(f"return getComputedStyle(document.getElementById('{part}')).opacity;")
+        assert float(opacity) < 1, f"#{part} is not dimmed with the stale result"
 
     after = score(page)
     assert after != before
@@ -414,15 +398,126 @@ def test_values_far_outside_the_training_data_warn_but_still_score(page: WebDriv
     assert "training data" in warning.text
     assert str(ranges["monthlycharges"]["max"]) in warning.text.replace(",", "")
 
-    expected = api_prediction(live_server, {**FEATURES, "monthlycharges": 7985})
+    expected = api_explanation(live_server, {**FEATURES, "monthlycharges": 7985})
     assert score(page) == as_shown(expected["churn_probability"]), "a warning does not block scoring"
     summary = page.find_element(By.ID, "warnings")
     assert summary.is_displayed()
     assert "monthly charges" in summary.text.lower()
     assert page.find_element(By.ID, "monthlycharges").get_attribute("aria-invalid") is None
 
+    # The API's warnings, each once: its out-of-range one replaces the page's own, which said the same.
+    warnings = expected["warnings"]
+    kinds = {(given["field"], given["kind"]) for given in warnings}
+    assert ("monthlycharges", "out_of_range") in kinds, warnings
+    shown = shown_warnings(page)
+    assert len(shown) == len(warnings), shown
+    for given in warnings:
+        # The message as the API wrote it, after the field's name (which the page writes as its label).
+        tail = given["message"].removeprefix(given["field"])
+        assert [text for text in shown if text.endswith(tail)] != [], (tail, shown)
+    about_charges = [text for text in shown if text.lower().startswith("monthly charges")]
+    assert len(about_charges) == 1, shown
+    assert "67.3x the largest value seen in training" in about_charges[0]
+    assert "far outside the training data" not in summary.text, "the page's own warning is shown as well"
+
     set_field(page, "monthlycharges", FEATURES["monthlycharges"])
     assert not warning.is_displayed()
+
+
+def test_an_answer_without_warnings_still_gets_the_pages_own(page: WebDriver) -> None:
+    # A service from before explanations: the page's out-of-range warning stands, and the parts the
+    # answer lacks stay hidden rather than empty.
+    if "monthlycharges" not in page_data(page)["training_ranges"]:
+        pytest.skip("the page has no training range for monthlycharges")
+    page.execute_script(
+        "window.fetch = () => Promise.resolve(new Response(JSON.stringify({churn_probability: 0.75, churn: true}),"
+        " {status: 200, headers: {'Content-Type': 'application/json'}}));"
+    )
+    set_field(page, "monthlycharges", 7985)
+    assert score(page) == "75.0%"
+    [warning] = shown_warnings(page)
+    assert warning.startswith("Monthly charges")
+    assert "far outside the training data" in warning
+    assert not page.find_element(By.ID, "reasons").is_displayed()
+    assert not page.find_element(By.ID, "what-if").is_displayed()
+
+
+def test_reasons_are_a_chart_of_the_apis_largest_contributions(page: WebDriver, live_server: Server) -> None:
+    for customer in (FEATURES, {**FEATURES, **RISKY_CHANGES}):
+        for name, value in customer.items():
+            set_field(page, name, value)
+        explained = api_explanation(live_server, customer)
+        assert score(page) == as_shown(explained["churn_probability"])
+        reasons = page.find_element(By.ID, "reasons")
+        assert reasons.is_displayed()
+        assert page.find_element(By.ID, "reasons-up").get_attribute("aria-labelledby") == "reasons-up-title"
+        assert "towards churn" in page.find_element(By.ID, "reasons-up-title").text.lower()
+        assert "away from churn" in page.find_element(By.ID, "reasons-down-title").text.lower()
+        colours = set()
+        for way in ("up", "down"):
+            expected = expected_reasons(explained, way)
+            shown = shown_reasons(page, way)
+            assert expected, f"the customer has no reason pushing {way}: pick another"
+            assert [row["feature"] for row in shown] == [c["feature"] for c in expected], way
+            for row, contribution in zip(shown, expected, strict=True):
+                # "Label = value", then the signed log-odds: the direction is in the text, not only the colour.
+                label = page.find_element(By.CSS_SELECTOR, f"label[for={contribution['feature']}]").text
+                assert row["text"].startswith(re.sub(r"\s*\(.*\)$", "", label) + " = "), row
+                number = f"{contribution['contribution']:+.2f}".replace("-", "\u2212")
+                assert number in row["text"], (number, row)
+                assert "odds" in row["text"]
+            widths = [row["width"] for row in shown]
+            assert widths == sorted(widths, reverse=True), f"bars not largest first: {widths}"
+            assert widths[0] > 0
+            colours |= {row["colour"] for row in shown}
+        assert len(colours) == 2, f"up and down bars should differ in colour: {colours}"
+        # One scale for both ways: the largest reason overall has the widest bar.
+        largest = max(
+            expected_reasons(explained, "up") + expected_reasons(explained, "down"),
+            key=lambda c: abs(c["contribution"]),
+        )
+        rows = shown_reasons(page, "up") + shown_reasons(page, "down")
+        widest = max(rows, key=lambda row: row["width"])
+        assert widest["feature"] == largest["feature"]
+
+
+def test_what_if_lists_the_apis_changes_best_first(page: WebDriver, live_server: Server) -> None:
+    customer = {**FEATURES, **RISKY_CHANGES}
+    for name, value in RISKY_CHANGES.items():
+        set_field(page, name, value)
+    explained = api_explanation(live_server, customer)
+    score(page)
+    expected = explained["what_if"]
+    assert len(expected) >= 3, expected
+    shown = shown_what_if(page)
+    offered = [(change["field"], change["to"]) for change in expected]
+    assert [(row["field"], row["to"]) for row in shown] == offered
+    now = f"{explained['churn_probability']:.3f}"
+    after = []
+    for row, change in zip(shown, expected, strict=True):
+        target = Select(page.find_element(By.ID, change["field"]))
+        target_text = next(o.text for o in target.options if o.get_attribute("value") == change["to"])
+        assert f"\u2192 {target_text}" in row["text"], row
+        assert f"{now} \u2192 {change['churn_probability']:.3f}" in row["text"], row
+        after.append(float(re.search(r"\d\.\d{3} \u2192 (\d\.\d{3})", row["text"]).group(1)))
+    assert after == sorted(after), f"not best first: {after}"
+    assert not page.find_element(By.ID, "what-if-empty").is_displayed()
+    assert page.find_element(By.CSS_SELECTOR, "ol#what-if-list").get_attribute("aria-labelledby") == "what-if-title"
+
+
+def test_what_if_says_so_when_no_change_would_help(page: WebDriver, live_server: Server) -> None:
+    best = {"contract": "two_year", "paymentmethod": "mailed_check", "paperlessbilling": "no"}
+    customer = {**FEATURES, **best}
+    assert customer["onlinesecurity"] == customer["techsupport"] == "yes"
+    assert api_explanation(live_server, customer)["what_if"] == [], "the customer was meant to have no better option"
+    for name, value in best.items():
+        set_field(page, name, value)
+    score(page)
+    assert page.find_element(By.ID, "what-if").is_displayed()
+    assert shown_what_if(page) == []
+    assert page.find_element(By.ID, "what-if-empty").text == (
+        "No change among contract, payment method, paperless billing, online security and tech support would lower it."
+    )
 
 
 def test_api_key_is_sent_as_a_bearer_token_and_kept_for_the_session_only(page: WebDriver, live_server: Server) -> None:
@@ -494,10 +589,22 @@ def test_unreachable_service_is_explained(page: WebDriver) -> None:
 
 
 def test_screenshot(page: WebDriver, tmp_path: Path) -> None:
+    for name, value in RISKY_CHANGES.items():
+        set_field(page, name, value)
     score(page)
     width, height = take_screenshot(page, tmp_path / "page.png")
     assert width >= 800
     assert height >= 600
+    # The chart and the changes, beside the form and no wider than the result card.
+    page.find_element(By.ID, "what-if").location_once_scrolled_into_view  # noqa: B018 - scrolls
+    take_screenshot(page, tmp_path / "page-details.png")
+    aside = page.find_element(By.TAG_NAME, "aside").rect
+    form = page.find_element(By.ID, "customer").rect
+    assert aside["x"] >= form["x"] + form["width"], "the result is not beside the form"
+    for part in ("reasons", "what-if"):
+        box = page.find_element(By.ID, part).rect
+        assert box["x"] >= aside["x"], part
+        assert box["x"] + box["width"] <= aside["x"] + aside["width"], part
 
 
 def test_screenshot_on_a_phone(page: WebDriver, tmp_path: Path) -> None:
@@ -518,5 +625,11 @@ def test_screenshot_on_a_phone(page: WebDriver, tmp_path: Path) -> None:
             "return box.top >= 0 && box.bottom <= window.innerHeight;"
         )
         assert take_screenshot(page, tmp_path / "page-phone.png") == (PHONE["width"], PHONE["height"])
+        # The chart and the changes, scrolled to: still one column and no sideways scrolling.
+        page.find_element(By.ID, "reasons").location_once_scrolled_into_view  # noqa: B018 - scrolls
+        assert take_screenshot(page, tmp_path / "page-phone-details.png") == (PHONE["width"], PHONE["height"])
+        assert page.execute_script("return document.documentElement.scrollWidth;") <= PHONE["width"]
+        for row in shown_reasons(page, "up") + shown_reasons(page, "down"):
+            assert row["width"] > 0, row
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
