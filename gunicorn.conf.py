@@ -26,10 +26,11 @@ def _workers() -> int:
 
 
 workers = _workers()
-# gthread keeps connections alive between requests (sync workers close after every response);
-# two threads let a worker answer while another request of its waits on the network.
-worker_class = "gthread"
-threads = 2
+# gevent's worker with a time limit on reading each request (churn/workers.py): a connection costs a
+# greenlet, not one of a few threads, so slow clients cannot hold up the others (docs/slow-clients.md).
+# It keeps connections alive between requests, up to this many a worker.
+worker_class = "churn.workers.ChurnWorker"
+worker_connections = 1000
 # Load and check the model once, before forking, so a bad model stops the service at start.
 preload_app = True
 # Longer than load balancers' 60 s idle timeout, so they never reuse a connection gunicorn closed (502s).
@@ -46,17 +47,22 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True
 
 # Metrics from every worker, in files (prometheus_client's multiprocess mode). Set before the app is
-# loaded, which preload does before any hook runs: a directory of this server's own, emptied now,
-# so counts of an earlier run are never added in.
-_given_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _given_metrics_dir:
-    metrics_dir = Path(_given_metrics_dir)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    for _stale in metrics_dir.glob("*.db"):
-        _stale.unlink()
-else:
-    metrics_dir = Path(tempfile.mkdtemp(prefix="churn-metrics-"))
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+# loaded, which preload does before any hook runs: a directory of this server's own, emptied at start,
+# so counts of an earlier run are never added in. A SIGHUP reads this file again in the same master:
+# then the directory and its counts stay as they are.
+_PREPARED_BY = "CHURN_METRICS_DIR_PREPARED_BY"
+if os.environ.get(_PREPARED_BY) != str(os.getpid()):
+    _given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if _given:
+        Path(_given).mkdir(parents=True, exist_ok=True)
+        for _stale in Path(_given).glob("*.db"):
+            _stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="churn-metrics-")
+    os.environ[_PREPARED_BY] = str(os.getpid())
+    # A directory made here goes when the server stops; one given stays, as its owner made it.
+    os.environ["CHURN_METRICS_DIR_OWN"] = "0" if _given else "1"
+metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server, worker):
@@ -64,6 +70,13 @@ def child_exit(server, worker):
     from churn.metrics import retire_worker
 
     retire_worker(metrics_dir, worker.pid)
+
+
+def post_worker_init(worker):
+    """A worker is ready: start its prediction log's writer, so that /ready knows soon whether it can write."""
+    from churn.app import warm_up
+
+    warm_up(worker.wsgi)
 
 
 def worker_exit(server, worker):
@@ -75,5 +88,5 @@ def worker_exit(server, worker):
 
 def on_exit(server):
     """The server is stopping: a directory it made for itself goes with it."""
-    if not _given_metrics_dir:
+    if os.environ.get("CHURN_METRICS_DIR_OWN") == "1":
         shutil.rmtree(metrics_dir, ignore_errors=True)

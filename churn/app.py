@@ -113,6 +113,13 @@ def training_ranges(metadata: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {name: {"min": stats["min"], "max": stats["max"]} for name, stats in numerical.items()}
 
 
+def warm_up(app: Flask) -> None:
+    """Start this process's prediction log writer (it connects and probes its database in the background)."""
+    service: Service = app.extensions["churn"]
+    if service.prediction_log is not None:
+        service.prediction_log.ready()
+
+
 def shut_down(app: Flask, timeout: float) -> None:
     """Write out what the prediction log still holds, within ``timeout`` seconds; for a stopping worker."""
     service: Service = app.extensions["churn"]

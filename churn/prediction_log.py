@@ -95,6 +95,8 @@ class _Writer:
     halt: threading.Event = field(default_factory=threading.Event)
     closing: bool = False
     failing: bool = False
+    # What the last probe or write found; ready() reads it.
+    reachable: bool = False
     last_contact: float = -PROBE_AFTER_S
     thread: threading.Thread | None = None
     # Built by the thread, so that a request never waits for a driver to load.
@@ -159,18 +161,18 @@ class PredictionLog:
             logger.exception("Prediction log: could not queue records")
 
     def ready(self) -> bool:
-        """Whether the sink takes writes now: the writer's last attempt, or a probe if that is old."""
+        """Whether the sink takes writes now, as the writer thread last found it; never waits on the sink.
+
+        Under gevent a request that waited on a database would hold up every request of its worker, so
+        the thread probes (while idle, every ``PROBE_AFTER_S``) and this only reads what it found.
+        """
         writer = self._this_process_writer()
-        if not writer.built.wait(CONNECT_TIMEOUT_S) or writer.sink is None or writer.failing:
-            return False
-        if time.monotonic() - writer.last_contact < PROBE_AFTER_S:
-            return True
-        with writer.io_lock:
-            up = writer.sink.probe()
-        if up:
-            writer.last_contact = time.monotonic()
-            return True
-        return False
+        return (
+            writer.built.is_set()
+            and writer.reachable
+            and not writer.failing
+            and time.monotonic() - writer.last_contact < 2 * PROBE_AFTER_S + CONNECT_TIMEOUT_S
+        )
 
     def close(self, timeout: float) -> int:
         """Write what is queued, waiting at most ``timeout`` seconds; the number of records left unwritten.
@@ -224,6 +226,7 @@ class PredictionLog:
     def _run(self, writer: _Writer) -> None:
         with writer.io_lock:
             sink = writer.sink = self._new_sink()
+        self._probe(writer, sink)
         writer.built.set()
         try:
             while True:
@@ -233,13 +236,22 @@ class PredictionLog:
                     self._write(writer, sink, batch)
                 elif writer.closing or writer.halt.is_set():
                     return
-                else:
-                    writer.wake.wait()
+                elif not writer.wake.wait(PROBE_AFTER_S):
+                    # Idle: find out whether the sink would take a write, for ready().
+                    self._probe(writer, sink)
                 if writer.halt.is_set():
                     return
         finally:
             with writer.io_lock:
                 sink.close()
+
+    @staticmethod
+    def _probe(writer: _Writer, sink: Sink[Any]) -> None:
+        with writer.io_lock:
+            up = sink.probe()
+        if up:
+            writer.last_contact = time.monotonic()
+        writer.reachable = up
 
     def _write(self, writer: _Writer, sink: Sink[Any], batch: list[PredictionRecord]) -> None:
         items = []
@@ -265,11 +277,13 @@ class PredictionLog:
                         self._buffer,
                     )
                 writer.failing = True
+                writer.reachable = False
                 if writer.halt.wait(self._backoff(attempts)):
                     return
         if writer.failing:
             logger.warning("Prediction log: writing to %s again after %d failed attempts", self.sink_name, attempts)
         writer.failing = False
+        writer.reachable = True
         writer.last_contact = time.monotonic()
         with writer.lock:
             writer.held -= len(batch)

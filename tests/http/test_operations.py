@@ -3,6 +3,7 @@
 import io
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -171,7 +172,11 @@ def test_ready_without_a_prediction_log(client):
 def test_predictions_are_logged_and_ready_says_so(client_with, tmp_path):
     database = tmp_path / "predictions.db"
     client = client_with(prediction_log=f"sqlite:///{database}")
-    assert client.get("/ready").status_code == 200
+    # As a readiness probe does: the first asks the writer to start, a later one finds it ready.
+    deadline = time.monotonic() + 10
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, "/ready never answered 200"
+        time.sleep(0.05)
     client.post("/predict", json=[SAMPLE_CUSTOMER, SAMPLE_CUSTOMER], headers={"X-Request-ID": "logged-1"})
     client.application.extensions["churn"].prediction_log.close(10)
     with sqlite3.connect(database) as connection:

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import signal
 import socket
 import time
 
@@ -18,7 +19,7 @@ def test_configuration_without_flags():
     assert config["bind"] == "['0.0.0.0:9696']"
     assert int(config["keepalive"]) > 60
     assert config["preload_app"] == "True"
-    assert config["worker_class"] == "gthread"
+    assert config["worker_class"] == "churn.workers.ChurnWorker"
     assert config["accesslog"] == "-"
     assert int(config["workers"]) >= 2
 
@@ -111,18 +112,26 @@ def test_metrics_add_up_every_workers_requests_exactly(tmp_path):
 def test_recycled_workers_keep_their_counts_and_leave_no_files(tmp_path):
     metrics_dir = tmp_path / "metrics"
     server = start_gunicorn(
-        tmp_path / "gunicorn.log",
-        {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "GUNICORN_CMD_ARGS": "--max-requests 1"},
+        tmp_path / "gunicorn.log", {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     )
     try:
-        for _ in range(100):
-            response = requests.post(f"{server.url}/predict", json=SAMPLE_CUSTOMER, headers={"Connection": "close"})
-            assert response.status_code == 200
-        # Each worker served one request and was replaced: about a hundred workers came and went.
-        assert server.output().count("Booting worker") >= 50
+        # SIGHUP replaces both workers: fifty times is a hundred workers gone, each having answered requests.
+        for round_ in range(50):
+            booted = server.output().count("Booting worker")
+            for _ in range(2):
+                response = requests.post(f"{server.url}/predict", json=SAMPLE_CUSTOMER, headers={"Connection": "close"})
+                assert response.status_code == 200
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while server.output().count("Booting worker") < booted + 2:
+                assert time.monotonic() < deadline, f"round {round_}: no new workers\n{server.output()}"
+                time.sleep(0.05)
         assert predict_count(server) == 100
-        # The archive, the master's and the live workers' files: bounded whatever the number of restarts.
-        files = list(metrics_dir.glob("*.db"))
-        assert len(files) <= 12, sorted(file.name for file in files)
+        # The archive's, the master's and the live workers' files: bounded whatever the number of restarts.
+        deadline = time.monotonic() + 30
+        while len(list(metrics_dir.glob("*.db"))) > 12:
+            assert time.monotonic() < deadline, sorted(file.name for file in metrics_dir.glob("*.db"))
+            time.sleep(0.2)
+        assert predict_count(server) == 100
     finally:
         stop(server)
