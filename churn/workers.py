@@ -97,7 +97,9 @@ class ChurnWorker(GeventWorker):
             # unused; the sinks look ssl up when they connect, so they get the patched module.
             warnings.simplefilter("ignore", monkey.MonkeyPatchWarning)
             monkey.patch_all(thread=False, queue=False)
-        self.sockets = [socket.socket(s.FAMILY, socket.SOCK_STREAM, fileno=s.sock.detach()) for s in self.sockets]
+        # gunicorn sets it before this runs, in code mypy cannot see into.
+        listeners: list[Any] = self.sockets  # type: ignore[has-type]
+        self.sockets = [socket.socket(s.FAMILY, socket.SOCK_STREAM, fileno=s.sock.detach()) for s in listeners]
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
         """Serve one connection through a :class:`TimedConnection`."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from churn.errors import MalformedInput, InvalidCustomer, TooLarge
+from churn.errors import InvalidCustomer, MalformedInput, TooLarge
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
 from churn.prediction import parse_customers, parse_json, predictions
 
