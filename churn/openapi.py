@@ -21,6 +21,7 @@ from churn import auth, prediction, problems, schema
 from churn.endpoints import UPLOAD_FIELD, read_upload, score_upload
 from churn.errors import ServiceError, TooLarge, UnsupportedFormat
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
+from churn.explain import Explainer
 from churn.model import ChurnModel
 from churn.settings import Settings
 
@@ -52,6 +53,8 @@ def spec(model: ChurnModel, settings: Settings) -> dict[str, object]:
     requests["batch"] = [SAMPLE_CUSTOMER, RAW_TELCO_CUSTOMER]  # type: ignore[assignment]
     predict["requestBody"]["content"]["application/json"]["examples"] = _examples(requests)
     answers = {name: _answer(model, settings, body) for name, body in requests.items()}
+    explainer = Explainer.from_model(model.scorer, model.metadata["reference"])
+    answers["course_customer_explained"] = _answer(model, settings, SAMPLE_CUSTOMER, explainer)
     predict["responses"]["200"]["content"]["application/json"]["examples"] = _examples(answers)
 
     for path, errors in error_examples(model, settings).items():
@@ -94,8 +97,9 @@ def _raised(action: object) -> ServiceError:
     raise AssertionError("the example did not raise")
 
 
-def _answer(model: ChurnModel, settings: Settings, body: object) -> object:
-    scored = prediction.score(model, json.dumps(body).encode(), settings.threshold, settings.max_batch_size)
+def _answer(model: ChurnModel, settings: Settings, body: object, explainer: Explainer | None = None) -> object:
+    body_bytes = json.dumps(body).encode()
+    scored = prediction.score(model, body_bytes, settings.threshold, settings.max_batch_size, explainer)
     return json.loads(scored.response())
 
 

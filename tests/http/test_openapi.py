@@ -124,6 +124,14 @@ def test_limits_in_the_document_follow_the_settings(model):
     assert "at least 0.3" in document["info"]["description"]
 
 
+def test_explained_example_is_what_explain_true_answers(client, document):
+    operation = document["paths"]["/predict"]["post"]
+    assert [parameter["name"] for parameter in operation["parameters"]] == ["explain"]
+    shown = operation["responses"]["200"]["content"]["application/json"]["examples"]["course_customer_explained"]
+    assert client.post("/predict?explain=true", json=SAMPLE_CUSTOMER).get_json() == shown["value"]
+    assert set(shown["value"]) >= {"explanation", "what_if", "warnings"}
+
+
 def test_response_example_is_what_the_course_customer_gets(client, document):
     operation = document["paths"]["/predict"]["post"]
     sent = operation["requestBody"]["content"]["application/json"]["examples"]["course_customer"]["value"]
