@@ -1,4 +1,4 @@
-"""Score a CSV file of customers with the churn model: python predict_file.py customers.csv.
+"""Score a CSV or Parquet file of customers with the churn model: python predict_file.py customers.csv.
 
 Every row that passes the API's validation is written to the output with churn_probability and churn
 appended; a row that does not goes to the rejects file with its line and problems, and the run goes
@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import stat
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,14 +26,17 @@ from typing import IO, TYPE_CHECKING
 from churn.arguments import integer_at_least, probability
 
 if TYPE_CHECKING:
-    from churn.csv_files import Summary
+    from churn.file_scoring import Summary
 
 EXIT_SCORED, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
 # The shells' convention: 128 plus the signal's number.
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 STDIO = "-"
 # The default of --chunk-rows; churn.csv_files has the same, but importing it here would load pandas for --help.
 CHUNK_ROWS = 50_000
+# As churn.file_scoring has them, for the same reason.
+FORMATS = ("csv", "parquet")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 EXIT_CODES = """exit status:
   0    every row was scored
   3    some rows were scored, some rejected (see the rejects file)
@@ -99,17 +104,29 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", help="CSV file of customers, with a header line; - reads standard input")
+    parser.add_argument(
+        "input", help="CSV file of customers with a header line, or Parquet file; - reads standard input"
+    )
     parser.add_argument(
         "-o",
         "--output",
-        help="scored CSV; - writes standard output "
-        "(default: INPUT-scored.csv beside the input, stdin-scored.csv for -)",
+        help="scored file; - writes standard output "
+        "(default: INPUT-scored.csv or .parquet beside the input, stdin-scored.csv for -)",
     )
     parser.add_argument(
         "--rejects",
-        help="CSV of the rows that fail validation, with their line and errors; - writes standard output "
-        "(default: INPUT-rejects.csv beside the input, stdin-rejects.csv for -)",
+        help="file of the rows that fail validation, with their line and errors; - writes standard output "
+        "(default: INPUT-rejects.csv or .parquet beside the input, stdin-rejects.csv for -)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the input's format (default: parquet for a name ending in .parquet or .pq, else csv)",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=FORMATS,
+        help="the outputs' format (default: by each output's name as for the input, else the input's format)",
     )
     parser.add_argument(
         "--threshold",
@@ -131,14 +148,30 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.input != STDIO and Path(args.input).is_dir():
-        parser.error(f"{args.input} is a directory: name a CSV file")
+        parser.error(f"{args.input} is a directory: name a CSV or Parquet file")
+    args.format = args.format or _format_of(args.input)
     stem = Path("stdin" if args.input == STDIO else args.input).with_suffix("")
-    args.output = args.output or str(stem.with_name(f"{stem.name}-scored.csv"))
-    args.rejects = args.rejects or str(stem.with_name(f"{stem.name}-rejects.csv"))
+    suffix = f".{args.output_format or args.format}"
+    args.output = args.output or str(stem.with_name(f"{stem.name}-scored{suffix}"))
+    args.rejects = args.rejects or str(stem.with_name(f"{stem.name}-rejects{suffix}"))
+    args.formats = {role: args.output_format or _format_of(name, args.format) for role, name in _outputs(args)}
     clash = same_files({"input": args.input, "output": args.output, "rejects": args.rejects})
     if clash:
         parser.error(clash)
     return args
+
+
+def _format_of(name: str, otherwise: str = "csv") -> str:
+    """The format a file's name says (as churn.file_scoring.file_format does); ``-`` and others take ``otherwise``."""
+    if name == STDIO:
+        return otherwise
+    if name.lower().endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return "csv" if name.lower().endswith(".csv") else otherwise
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    return [("output", args.output), ("rejects", args.rejects)]
 
 
 def same_files(files: dict[str, str]) -> str | None:
@@ -186,15 +219,14 @@ class Output:
         self.name = name
         self.partial: Path | None = None
         if name == STDIO:
-            sys.stdout.reconfigure(encoding="utf-8", newline="")  # type: ignore[union-attr]
-            self.stream: IO[str] = sys.stdout
+            self.stream: IO[bytes] = sys.stdout.buffer
             return
         path = Path(name)
         # Unique, so two runs writing the same name never share a partial file; a dot hides it from listings.
         self.partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
         # Opened as a new file so the umask sets its mode, as for a file written in place.
         descriptor = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        self.stream = open(descriptor, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by commit or discard)
+        self.stream = open(descriptor, "wb")  # noqa: SIM115 (closed by commit or discard)
 
     def commit(self, keep: bool) -> None:
         """Put the written file in place, or with ``keep`` false remove any earlier file of the name."""
@@ -237,29 +269,30 @@ def run(args: argparse.Namespace) -> Summary:
     """Score ``args.input`` into the outputs; :class:`Refused` says why not, and no partial file is left."""
     # Imported here, not at the top: loading pandas and the model takes seconds, which --help should not,
     # and a Ctrl-C meanwhile gets the same one line as one later.
-    from churn.csv_files import CsvError
+    from churn.csv_files import FileError
     from churn.errors import InvalidCustomer
     from churn.model import ModelLoadError
     from churn.settings import SettingsError
 
     try:
         return _score(args)
-    except (OSError, CsvError, SettingsError, ModelLoadError) as error:
+    except (OSError, FileError, SettingsError, ModelLoadError) as error:
         raise Refused(str(error)) from None
     except InvalidCustomer as error:
         raise Refused(error.detail) from None
 
 
 def _score(args: argparse.Namespace) -> Summary:
-    from churn.csv_files import score_csv
+    from churn.file_scoring import Formats, score_file
     from churn.model import load_model
     from churn.settings import Settings
 
     settings = Settings.from_env()
     threshold = settings.threshold if args.threshold is None else args.threshold
     model = load_model(settings.model_path)
+    formats = Formats(args.format, args.formats["output"], args.formats["rejects"], args.escape_formulas)
     with ExitStack() as stack:
-        source = sys.stdin.buffer if args.input == STDIO else stack.enter_context(open(args.input, "rb"))
+        source = _source(args, stack)
         outputs = []
         for name in (args.output, args.rejects):
             output = Output(name)
@@ -270,15 +303,8 @@ def _score(args: argparse.Namespace) -> Summary:
             size = os.fstat(source.fileno()).st_size if stat.S_ISREG(os.fstat(source.fileno()).st_mode) else None
             progress = Progress("stdin" if args.input == STDIO else Path(args.input).name, source, size)
         try:
-            summary = score_csv(
-                model,
-                source,
-                outputs[0].stream,
-                outputs[1].stream,
-                threshold,
-                args.chunk_rows,
-                progress,
-                escape=args.escape_formulas,
+            summary = score_file(
+                model, source, outputs[0].stream, outputs[1].stream, threshold, formats, args.chunk_rows, progress
             )
         finally:
             if progress is not None:
@@ -288,6 +314,18 @@ def _score(args: argparse.Namespace) -> Summary:
             # A rejects file left by an earlier run would describe rows this run has not rejected.
             outputs[1].commit(keep=summary.rejected > 0)
     return summary
+
+
+def _source(args: argparse.Namespace, stack: ExitStack) -> IO[bytes]:
+    """The input, opened; Parquet from standard input is first copied to a temporary file: it is read from its end."""
+    if args.input != STDIO:
+        return stack.enter_context(open(args.input, "rb"))
+    if args.format != "parquet":
+        return sys.stdin.buffer
+    spooled = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
+    shutil.copyfileobj(sys.stdin.buffer, spooled)
+    spooled.seek(0)
+    return spooled
 
 
 def report(args: argparse.Namespace, summary: Summary, seconds: float) -> int:

@@ -307,7 +307,7 @@ def test_predict_file_missing_column_is_422(client):
     ("data", "detail"),
     [
         (b"", "The file is empty"),
-        (b"gender,tenure\nfemale,1\nmale,2,3\n", "Expected 2 fields in line 3, saw 3"),
+        (b"gender,tenure\nfemale,1\nmale,2,3\n", "the row on line 3 has 3 cells where the header has 2"),
         (b"\xff\xfe\x00g", "not UTF-8"),
     ],
 )

@@ -1,5 +1,6 @@
 """predict_file.py as users run it: a real process, real files, pipes and signals."""
 
+import io
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from churn.settings import PROJECT_DIR
@@ -147,7 +149,7 @@ def test_a_threshold_that_is_not_a_probability_is_refused_in_the_services_words(
 def test_a_directory_is_refused_in_one_line(tmp_path):
     result = run(".", cwd=tmp_path)
     assert result.returncode == 2
-    assert err(result).splitlines()[-1] == "predict_file.py: error: . is a directory: name a CSV file"
+    assert err(result).splitlines()[-1] == "predict_file.py: error: . is a directory: name a CSV or Parquet file"
     assert "Traceback" not in err(result)
 
 
@@ -157,7 +159,7 @@ def test_dash_reads_standard_input_and_writes_standard_output(tmp_path, telco):
     result = run("-", "-o", "-", "--rejects", tmp_path / "bad.csv", stdin=frame.to_csv(index=False).encode())
     assert result.returncode == 3, err(result)
     lines = result.stdout.decode().splitlines()
-    assert lines[0].endswith("churn_actual,churn_probability,churn")
+    assert lines[0].endswith('"churn_actual","churn_probability","churn","model_sha256","threshold"')
     assert len(lines) == 5
     assert "4 of 5 rows scored into standard output" in err(result)
     assert pd.read_csv(tmp_path / "bad.csv")["line"].tolist() == [4]
@@ -172,7 +174,7 @@ def test_help_is_plain_text_with_defaults_and_exit_codes():
     text = " ".join(text.split())
     assert "``" not in text
     assert "(default: 50000)" in text
-    assert "(default: INPUT-scored.csv beside the input" in text.replace("- ", "-")
+    assert "(default: INPUT-scored.csv or .parquet beside the input" in text.replace("- ", "-")
     assert "CHURN_THRESHOLD, or 0.5" in text
 
 
@@ -194,4 +196,27 @@ def test_a_signal_stops_the_run_in_one_line_and_removes_partial_files(tmp_path, 
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == status
     assert stderr.decode().splitlines() == [f"interrupted by {signal.Signals(signum).name}: no output file was written"]
+    assert names(tmp_path) == []
+
+
+def test_parquet_in_gives_parquet_out_that_names_the_model(tmp_path, telco):
+    frame = telco.head(30).copy()
+    frame.loc[4, "Contract"] = "Three year"
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    result = run(tmp_path / "in.parquet", "--threshold", "0.3")
+    assert result.returncode == 3, err(result)
+    scored = pq.read_table(tmp_path / "in-scored.parquet")
+    assert scored.num_rows == 29
+    assert scored.schema.metadata[b"churn.threshold"] == b"0.3"
+    assert len(scored.schema.metadata[b"churn.model_sha256"]) == 64
+    assert pq.read_table(tmp_path / "in-rejects.parquet").column("row").to_pylist() == [5]
+
+
+def test_parquet_from_standard_input_to_csv_on_standard_output(tmp_path, telco):
+    buffer = io.BytesIO()
+    telco.head(10).to_parquet(buffer, index=False)
+    result = run("-", "--format", "parquet", "-o", "-", "--output-format", "csv", stdin=buffer.getvalue(), cwd=tmp_path)
+    assert result.returncode == 0, err(result)
+    scored = pd.read_csv(io.BytesIO(result.stdout), dtype=str)
+    assert scored["customerID"].tolist() == telco["customerID"].head(10).tolist()
     assert names(tmp_path) == []

@@ -100,9 +100,11 @@ def test_bad_rows_share_one_message_per_distinct_value_and_list_fields_in_schema
     columns = clean_frame(pd.DataFrame(records).astype(str))
     faults = {fault.field: fault for fault in columns.faults}
     assert list(faults) == ["contract", "tenure"]
-    assert faults["contract"].messages == ["'Three year' is not one of the allowed values"]
+    assert faults["contract"].messages.to_pylist() == ["'Three year' is not one of the allowed values"]
     assert faults["contract"].allowed == schema.CATEGORICAL["contract"]
-    assert sorted(faults["tenure"].messages) == [f"must not be negative, got '-{n}'" for n in (1, 2, 3)]
+    assert sorted(set(faults["tenure"].messages.to_pylist())) == [
+        f"must not be negative, got '-{n}'" for n in (1, 2, 3)
+    ]
     assert faults["contract"].codes[5] == -1
     assert columns.rejected.all()
     problems = columns.problems()

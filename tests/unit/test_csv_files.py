@@ -1,15 +1,17 @@
-"""Scoring files chunk by chunk: rejects by line, refused headers, kept labels, neutralised formulas."""
+"""Scoring files chunk by chunk: rejects by line, refused headers, kept labels, neutralised formulas, Parquet."""
 
 import csv
 import io
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from churn import schema
-from churn.csv_files import HEADER_LIMIT, CsvError, escape_formulas, read_csv, score_csv
+from churn.csv_files import HEADER_LIMIT, CsvError, escape_formulas, read_csv
 from churn.errors import InvalidCustomer
+from churn.file_scoring import MODEL_KEY, THRESHOLD_KEY, Formats, score_file
 from churn.training import DATA_FILE
 
 
@@ -28,8 +30,9 @@ def to_bytes(rows, quoting=csv.QUOTE_MINIMAL):
 
 
 def score_bytes(model, data, chunk_rows=1000, escape=True):
-    output, rejects = io.StringIO(), io.StringIO()
-    summary = score_csv(model, io.BytesIO(data), output, rejects, 0.5, chunk_rows=chunk_rows, escape=escape)
+    output, rejects = io.BytesIO(), io.BytesIO()
+    formats = Formats(escape=escape)
+    summary = score_file(model, io.BytesIO(data), output, rejects, 0.5, formats, chunk_rows=chunk_rows)
     output.seek(0)
     rejects.seek(0)
     scored = pd.read_csv(output, dtype=str, keep_default_na=False) if output.getvalue() else None
@@ -42,7 +45,9 @@ def test_whole_telco_file_in_chunks_keeps_columns_and_matches_the_api(model, tel
     assert (summary.rows, summary.scored, summary.rejected) == (7043, 7043, 0)
     assert rejected is None
     columns = [name if name != "Churn" else "churn_actual" for name in telco_rows[0]]
-    assert list(scored.columns) == [*columns, "churn_probability", "churn"]
+    assert list(scored.columns) == [*columns, "churn_probability", "churn", "model_sha256", "threshold"]
+    assert set(scored["model_sha256"]) == {model.metadata["model_sha256"]}
+    assert set(scored["threshold"]) == {"0.5"}
     assert summary.renamed == {"Churn": "churn_actual"}
     assert scored["churn_actual"].tolist() == [row["Churn"] for row in telco_rows]
     assert scored["customerID"].tolist() == [row["customerID"] for row in telco_rows]
@@ -80,10 +85,10 @@ def test_bad_rows_go_to_rejects_with_their_lines_and_the_rest_is_scored(model, t
 
 def test_missing_column_refuses_the_file_before_writing(model, telco_rows):
     data = pd.DataFrame(telco_rows[:5]).drop(columns="TotalCharges").to_csv(index=False).encode()
-    output = io.StringIO()
+    output = io.BytesIO()
     with pytest.raises(InvalidCustomer, match="totalcharges: is required"):
-        score_csv(model, io.BytesIO(data), output, io.StringIO(), 0.5)
-    assert output.getvalue() == ""
+        score_file(model, io.BytesIO(data), output, io.BytesIO(), 0.5)
+    assert output.getvalue() == b""
 
 
 @pytest.mark.parametrize(
@@ -177,23 +182,28 @@ def test_every_row_rejected_leaves_an_output_with_its_header_only(model, telco_r
     summary, scored, rejected = score_bytes(model, to_bytes(rows), chunk_rows=2)
     assert (summary.scored, summary.rejected) == (0, 3)
     assert scored.empty
-    assert list(scored.columns)[-2:] == ["churn_probability", "churn"]
+    assert list(scored.columns)[-4:] == ["churn_probability", "churn", "model_sha256", "threshold"]
     assert rejected["line"].tolist() == ["2", "3", "4"]
 
 
 def test_header_only_is_refused_before_writing(model, telco_rows):
-    output = io.StringIO()
+    output = io.BytesIO()
     data = (",".join(telco_rows[0]) + "\n\n").encode()
     with pytest.raises(CsvError, match="The file has a header but no rows"):
-        score_csv(model, io.BytesIO(data), output, io.StringIO(), 0.5)
-    assert output.getvalue() == ""
+        score_file(model, io.BytesIO(data), output, io.BytesIO(), 0.5)
+    assert output.getvalue() == b""
+
+
+HEADER = ",".join(schema.FEATURES).encode() + b"\n"
+ROW = b",".join([b"x"] * len(schema.FEATURES)) + b"\n"
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         (b"", "The file is empty"),
-        (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
+        (HEADER + ROW + ROW[:-1] + b",1\n", "the row on line 3 has 20 cells where the header has 19"),
+        (HEADER + b'"1\n2"' + ROW[1:] + b"\n" + ROW[2:], "the row on line 5 has 18 cells where the header has 19"),
         ("gender\nfemale\n".encode("utf-16"), "not UTF-8"),
         (b"gender,\xff\ngender\n", "not UTF-8"),
         (b"a" * HEADER_LIMIT, "The header is longer than"),
@@ -203,3 +213,44 @@ def test_header_only_is_refused_before_writing(model, telco_rows):
 def test_unreadable_files(data, message):
     with pytest.raises(CsvError, match=message):
         list(read_csv(io.BytesIO(data)))
+
+
+def test_a_lone_carriage_return_is_quoted_so_the_row_stays_one_row(model, telco_rows):
+    rows = [{**row, "note": "a\rb"} for row in telco_rows[:3]]
+    output = io.BytesIO()
+    score_file(model, io.BytesIO(to_bytes(rows, csv.QUOTE_ALL)), output, io.BytesIO(), 0.5)
+    assert b'"a\rb"' in output.getvalue()
+    assert pd.read_csv(io.BytesIO(output.getvalue()), dtype=str)["note"].tolist() == ["a\rb"] * 3
+
+
+def test_parquet_in_and_out_keeps_types_scores_and_says_which_model(model, telco_rows, tmp_path):
+    frame = pd.DataFrame(telco_rows[:50]).astype({"tenure": int, "MonthlyCharges": float, "SeniorCitizen": int})
+    frame.loc[7, "tenure"] = -1
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    output, rejects = io.BytesIO(), io.BytesIO()
+    formats = Formats("parquet", "parquet", "parquet")
+    with (tmp_path / "in.parquet").open("rb") as source:
+        summary = score_file(model, source, output, rejects, 0.4, formats, chunk_rows=16)
+    assert (summary.scored, summary.rejected) == (49, 1)
+    scored = pq.read_table(io.BytesIO(output.getvalue()))
+    assert scored.schema.metadata[MODEL_KEY].decode() == model.metadata["model_sha256"]
+    assert scored.schema.metadata[THRESHOLD_KEY] == b"0.4"
+    assert str(scored.schema.field("tenure").type) == "int64"
+    assert str(scored.schema.field("churn").type) == "bool"
+    good = [row for index, row in enumerate(telco_rows[:50]) if index != 7]
+    assert np.max(np.abs(scored["churn_probability"].to_numpy() - expected_scores(model, good))) < 1e-12
+    rejected = pq.read_table(io.BytesIO(rejects.getvalue())).to_pylist()
+    assert [(row["row"], row["errors"]) for row in rejected] == [(8, "tenure: must not be negative, got -1")]
+
+
+def test_columns_named_like_the_model_columns_are_kept_under_their_own_names(model, telco_rows):
+    rows = [{**row, "model_sha256": "abc", "Threshold": "0.9"} for row in telco_rows[:3]]
+    summary, scored, _ = score_bytes(model, to_bytes(rows))
+    assert summary.renamed == {
+        "Churn": "churn_actual",
+        "model_sha256": "model_sha256_input",
+        "Threshold": "threshold_input",
+    }
+    assert scored["model_sha256_input"].tolist() == ["abc"] * 3
+    assert scored["threshold_input"].tolist() == ["0.9"] * 3
+    assert scored["threshold"].tolist() == ["0.5"] * 3
