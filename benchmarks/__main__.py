@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the HTTP comparison, then the in-process figures (README, "Benchmark")."""
+"""``python -m benchmarks``: the HTTP comparison, the in-process figures, then the others (README, "Benchmark")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from benchmarks import serving
+from benchmarks import figures, serving
 from churn.arguments import integer_at_least
 
 positive_int = integer_at_least(1)
@@ -20,8 +20,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command line; worker options left out keep gunicorn.conf.py's settings."""
     parser = argparse.ArgumentParser(
         prog="scripts/benchmark",
-        description="Compare the service with the course's predict.py and an empty Flask endpoint under the same "
-        "gunicorn settings (wrk on 127.0.0.1), then report the in-process scoring figures.",
+        description="Compare the service (metrics off, by default, and with the prediction log to SQLite and to "
+        "PostgreSQL) with the course's predict.py and an empty Flask endpoint under the same gunicorn settings (wrk "
+        "on 127.0.0.1), then report the in-process scoring figures and those of the other benchmark modules.",
     )
     http = parser.add_argument_group("HTTP load")
     http.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds; medians are reported (3)")
@@ -29,13 +30,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     http.add_argument("--warmup", type=non_negative_int, default=2, help="seconds of unmeasured load first (2)")
     http.add_argument("--connections", type=positive_int, default=8, help="concurrent connections (8)")
     http.add_argument("--wrk-threads", type=positive_int, default=2, help="wrk threads (2)")
-    workers = parser.add_argument_group("gunicorn workers, the same for all three servers (default: gunicorn.conf.py)")
+    workers = parser.add_argument_group("gunicorn workers, the same for all the servers (default: gunicorn.conf.py)")
     workers.add_argument("--workers", type=positive_int, help="worker processes (sets WEB_CONCURRENCY)")
     workers.add_argument("--worker-class", help="gunicorn's -k, e.g. gthread or sync")
     workers.add_argument("--threads", type=positive_int, help="threads per worker (gthread)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the HTTP results to FILE")
     parser.add_argument("--skip-http", action="store_true", help="skip the HTTP comparison")
     parser.add_argument("--skip-inprocess", action="store_true", help="skip the in-process figures")
+    for part in figures.PARTS:
+        parser.add_argument(f"--skip-{part.name}", action="store_true", help=f"skip {part.description}")
     args = parser.parse_args(argv)
     if args.connections < args.wrk_threads:
         parser.error("--connections must be at least --wrk-threads (each wrk thread needs a connection)")
@@ -50,7 +53,7 @@ def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; exit status 1 when a server or a request failed."""
+    """Run the benchmark; exit status 1 when a server, a request or one of the other parts failed."""
     args = parse_arguments(argv)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     if not args.skip_http:
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import inprocess
 
         inprocess.report()
-    return 0
+    # Every part runs, whichever failed before it.
+    ran = [figures.run(part) for part in figures.PARTS if not getattr(args, f"skip_{part.name.replace('-', '_')}")]
+    return 0 if all(ran) else 1
 
 
 if __name__ == "__main__":

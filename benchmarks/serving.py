@@ -1,8 +1,10 @@
-"""The HTTP half of the benchmark: the service, the course's server and an empty endpoint, under one gunicorn.
+"""The HTTP half of the benchmark: the service in four set-ups, the course's server and an empty endpoint.
 
 Each server runs as ``gunicorn -c benchmarks/gunicorn.conf.py <app>`` (the project's settings, access log
-off) on 127.0.0.1, and wrk POSTs the course's customer to its ``/predict``. Rounds interleave the three
-servers, so a noisy moment on the machine hits all of them, and the report gives medians over the rounds.
+off) on 127.0.0.1, and wrk POSTs the course's customer to its ``/predict``. The service runs with metrics
+off, as configured by default (metrics on), and with metrics on and the prediction log writing to SQLite
+and to PostgreSQL. Rounds interleave the servers, so a noisy moment on the machine hits all of them, and
+the report gives medians over the rounds.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmarks.databases import DatabaseError, LogKind, log_databases, logged_rows
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import PROJECT_DIR
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 CONFIG_FILE = "benchmarks/gunicorn.conf.py"
+# What CONFIG_FILE reads each time a server starts.
+PROJECT_CONFIG_FILE = PROJECT_DIR / "gunicorn.conf.py"
 WRK_SCRIPT = Path(__file__).with_name("predict.lua")
 RESULT_MARKER = "BENCHMARK_RESULT "
 START_TIMEOUT_SECONDS = 60
@@ -41,6 +46,10 @@ PROBABILITY_TOLERANCE = 1e-9
 
 GOAL_SERVICE_OVER_EMPTY = 0.9
 GOAL_SERVICE_OVER_COURSE = 1.5
+# With metrics and the prediction log on: against the same service with both off, and the empty endpoint.
+GOAL_LOGGED_OVER_OFF = 0.9
+GOAL_LOGGED_OVER_EMPTY = 1.0
+GOAL_LOGGED_ADDED_P99_MS = 1.0
 
 
 class BenchmarkError(Exception):
@@ -49,23 +58,40 @@ class BenchmarkError(Exception):
 
 @dataclass(frozen=True)
 class App:
-    """One of the servers compared."""
+    """One of the servers compared; for the service, its metrics setting and where it logs predictions."""
 
     name: str
     wsgi_app: str
     description: str
+    metrics: bool = True
+    prediction_log: LogKind | None = None
+
+    def settings(self, log_url: str | None) -> dict[str, str]:
+        """The service's variables for this server, all set: one in the caller's environment changes nothing."""
+        return {"CHURN_METRICS": "on" if self.metrics else "off", "CHURN_PREDICTION_LOG": log_url or ""}
 
 
+# The service as configured by default comes first: the slow-client benchmark serves APPS[0].
 APPS = (
-    App("service", "predict:app", "this service"),
+    App("service", "predict:app", "this service as configured by default: metrics on, no prediction log"),
+    App("service-off", "predict:app", "metrics off, no prediction log", metrics=False),
+    App("service-sqlite", "predict:app", "metrics on, prediction log to a SQLite file", prediction_log="sqlite"),
+    App(
+        "service-postgres",
+        "predict:app",
+        "metrics on, prediction log to PostgreSQL on 127.0.0.1",
+        prediction_log="postgresql",
+    ),
     App("course", "benchmarks.course_predict:app", "the course's predict.py"),
     App("empty", "benchmarks.empty_app:app", "an empty Flask endpoint"),
 )
+SERVICE_APPS = tuple(app.name for app in APPS if app.wsgi_app == "predict:app")
+LOGGED_APPS = tuple(app.name for app in APPS if app.prediction_log is not None)
 
 
 @dataclass(frozen=True)
 class GunicornOptions:
-    """Worker settings applied identically to the three servers; ``None`` keeps gunicorn.conf.py's."""
+    """Worker settings applied identically to all the servers; ``None`` keeps gunicorn.conf.py's."""
 
     workers: int | None = None
     worker_class: str | None = None
@@ -107,7 +133,16 @@ class GunicornOptions:
             name, equals, value = line.partition("=")
             if equals:
                 settings[name.strip()] = value.strip()
-        wanted = ("workers", "worker_class", "threads", "keepalive", "preload_app", "timeout", "accesslog")
+        wanted = (
+            "workers",
+            "worker_class",
+            "threads",
+            "worker_connections",
+            "keepalive",
+            "preload_app",
+            "timeout",
+            "accesslog",
+        )
         return {name: settings.get(name) for name in wanted}
 
 
@@ -161,6 +196,8 @@ class Results:
     load: LoadOptions
     machine: dict[str, object]
     rounds: list[dict[str, Measurement]] = field(default_factory=list)
+    # Per round, the rows each logging server's prediction log held after it stopped.
+    logged: list[dict[str, int]] = field(default_factory=list)
 
     def median(self, app: str) -> Measurement:
         """The median of each figure over the rounds (each figure on its own)."""
@@ -177,25 +214,11 @@ class Results:
         )
 
     def goals(self) -> list[dict[str, object]]:
-        """The issue's serving goals, measured: ratios of the medians."""
-        service, course, empty = (self.median(app.name) for app in APPS)
-        over_empty = service.requests_per_second / empty.requests_per_second
-        over_course = service.requests_per_second / course.requests_per_second
-        return [
-            {
-                "goal": "service / empty req/s",
-                "measured": f"{over_empty:.2f}x",
-                "target": f">= {GOAL_SERVICE_OVER_EMPTY:.2f}x",
-                "value": over_empty,
-                "met": over_empty >= GOAL_SERVICE_OVER_EMPTY,
-            },
-            {
-                "goal": "service / course req/s",
-                "measured": f"{over_course:.2f}x",
-                "target": f">= {GOAL_SERVICE_OVER_COURSE:.2f}x",
-                "value": over_course,
-                "met": over_course >= GOAL_SERVICE_OVER_COURSE,
-            },
+        """The issues' serving goals, measured: ratios and differences of the medians."""
+        service, course = self.median("service"), self.median("course")
+        goals = [
+            self._ratio_goal("service", "empty", GOAL_SERVICE_OVER_EMPTY),
+            self._ratio_goal("service", "course", GOAL_SERVICE_OVER_COURSE),
             {
                 "goal": "service p99 vs course p99",
                 "measured": f"{service.p99_ms:.2f} vs {course.p99_ms:.2f} ms",
@@ -204,6 +227,31 @@ class Results:
                 "met": service.p99_ms <= course.p99_ms,
             },
         ]
+        off = self.median("service-off")
+        for name in LOGGED_APPS:
+            added = self.median(name).p99_ms - off.p99_ms
+            goals += [
+                self._ratio_goal(name, "service-off", GOAL_LOGGED_OVER_OFF),
+                self._ratio_goal(name, "empty", GOAL_LOGGED_OVER_EMPTY),
+                {
+                    "goal": f"{name} p99 - service-off p99",
+                    "measured": f"{added:+.2f} ms",
+                    "target": f"<= {GOAL_LOGGED_ADDED_P99_MS:.2f} ms",
+                    "value": added,
+                    "met": added <= GOAL_LOGGED_ADDED_P99_MS,
+                },
+            ]
+        return goals
+
+    def _ratio_goal(self, name: str, baseline: str, target: float) -> dict[str, object]:
+        ratio = self.median(name).requests_per_second / self.median(baseline).requests_per_second
+        return {
+            "goal": f"{name} / {baseline} req/s",
+            "measured": f"{ratio:.2f}x",
+            "target": f">= {target:.2f}x",
+            "value": ratio,
+            "met": ratio >= target,
+        }
 
     def as_json(self) -> dict[str, object]:
         """Everything, for ``--json``."""
@@ -212,6 +260,7 @@ class Results:
             "load": asdict(self.load),
             "machine": self.machine,
             "rounds": [{app: asdict(run) for app, run in round_.items()} for round_ in self.rounds],
+            "logged_rows": self.logged,
             "median": {app.name: asdict(self.median(app.name)) for app in APPS},
             "goals": self.goals(),
         }
@@ -224,11 +273,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def load_average() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes."""
+    return [round(load, 2) for load in os.getloadavg()]
+
+
 def machine() -> dict[str, object]:
     """What the figures depend on, for reading them later."""
     return {
         "cpus": len(os.sched_getaffinity(0)),
-        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+        "load_average_at_start": load_average(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -244,7 +298,7 @@ def post_sample(url: str, body: bytes, timeout: float) -> dict:
 class Server:
     """A gunicorn serving one app on a free loopback port, its output kept in a file."""
 
-    def __init__(self, app: App, options: GunicornOptions, log: Path) -> None:
+    def __init__(self, app: App, options: GunicornOptions, log: Path, log_url: str | None = None) -> None:
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/predict"
@@ -254,7 +308,7 @@ class Server:
             self.process = subprocess.Popen(
                 [*options.arguments(self.port), app.wsgi_app],
                 cwd=PROJECT_DIR,
-                env=options.environment(self.port),
+                env={**options.environment(self.port), **app.settings(log_url)},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -307,9 +361,14 @@ class Server:
 
 
 @contextmanager
-def running(app: App, options: GunicornOptions, log: Path, body: bytes) -> Iterator[tuple[Server, dict]]:
-    """A ready server and its answer to the sample customer; stopped on the way out, whatever happens."""
-    server = Server(app, options, log)
+def running(
+    app: App, options: GunicornOptions, log: Path, body: bytes, log_url: str | None = None
+) -> Iterator[tuple[Server, dict]]:
+    """A ready server and its answer to the sample customer; stopped on the way out, whatever happens.
+
+    ``log_url``: where the service's prediction log writes, for an app that logs.
+    """
+    server = Server(app, options, log, log_url)
     try:
         answer = server.wait_until_ready(body)
         yield server, answer
@@ -357,43 +416,94 @@ def wrk(url: str, load: LoadOptions, duration: int, body_file: Path) -> Measurem
 
 
 def check_answers(answers: dict[str, dict]) -> None:
-    """The service and the course's server score the sample alike, and the empty endpoint is the constant."""
-    service, course = answers["service"]["churn_probability"], answers["course"]["churn_probability"]
-    if not math.isclose(service, course, rel_tol=0, abs_tol=PROBABILITY_TOLERANCE):
-        raise BenchmarkError(
-            f"the service scores the sample {service}, the course's server {course}: not the same model"
-        )
+    """Every set-up of the service and the course's server score the sample alike; the empty endpoint is constant."""
+    course = answers["course"]["churn_probability"]
+    for name in SERVICE_APPS:
+        service = answers[name]["churn_probability"]
+        if not math.isclose(service, course, rel_tol=0, abs_tol=PROBABILITY_TOLERANCE):
+            raise BenchmarkError(f"{name} scores the sample {service}, the course's server {course}: not one model")
     if answers["empty"] != {"churn_probability": 0.5, "churn": False}:
         raise BenchmarkError(f"the empty endpoint answered {answers['empty']}")
 
 
+def check_log(app: App, url: str, answered: int, unanswered: int) -> int:
+    """The rows the stopped server's prediction log holds: one per customer answered, or :class:`BenchmarkError`.
+
+    A log that lost records would flatter the figures. ``unanswered``: requests wrk may have sent but not
+    counted when it stopped, which the server may still have answered and logged.
+    """
+    rows = logged_rows(url)
+    if not answered <= rows <= answered + unanswered:
+        raise BenchmarkError(
+            f"{app.name}: its prediction log holds {rows:,} rows for {answered:,} customers answered "
+            f"(and up to {unanswered} more in flight):\n{url}"
+        )
+    return rows
+
+
+def measure(
+    app: App, options: GunicornOptions, load: LoadOptions, folder: Path, body: bytes, log_url: str | None
+) -> tuple[Measurement, dict, int]:
+    """Start ``app``, warm it up, measure it, stop it: the figures, its answer, and how many customers it answered.
+
+    ``folder`` holds the server's output and the body wrk sends (``customer.json``).
+    """
+    body_file = folder / "customer.json"
+    with running(app, options, folder / f"{app.name}.log", body, log_url) as (server, answer):
+        # One customer a request, the readiness check's included.
+        answered = 1
+        if load.warmup:
+            answered += wrk(server.url, load, load.warmup, body_file).requests
+        measured = wrk(server.url, load, load.duration, body_file)
+    return measured, answer, answered + measured.requests
+
+
 def run(options: GunicornOptions, load: LoadOptions, rounds: int) -> Results:
-    """Measure the three servers ``rounds`` times, interleaved, printing each run as it ends."""
+    """Measure the servers ``rounds`` times, interleaved, printing each run as it ends."""
     if shutil.which("wrk") is None:
         raise BenchmarkError("wrk is not installed: `apt-get install wrk`, or run scripts/benchmark, which does")
+    settings_text = PROJECT_CONFIG_FILE.read_bytes()
     results = Results(gunicorn=options.resolved(), load=load, machine=machine())
     print_header(results, rounds)
-    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
-        body_file = Path(folder) / "customer.json"
-        body = json.dumps(SAMPLE_CUSTOMER).encode()
-        body_file.write_bytes(body)
-        for number in range(rounds):
-            # A different server goes first each round, so none always starts on a machine just left idle.
-            order = APPS[number % len(APPS) :] + APPS[: number % len(APPS)]
-            measurements, answers = {}, {}
-            for app in order:
-                with running(app, options, Path(folder) / f"{app.name}.log", body) as (server, answer):
-                    answers[app.name] = answer
-                    if load.warmup:
-                        wrk(server.url, load, load.warmup, body_file)
-                    measurements[app.name] = measured = wrk(server.url, load, load.duration, body_file)
-                print(
-                    f"round {number + 1}/{rounds}  {app.name:<8} {measured.requests_per_second:>9,.0f} req/s"
-                    f"  p50 {measured.p50_ms:6.2f} ms  p99 {measured.p99_ms:6.2f} ms",
-                    flush=True,
-                )
-            check_answers(answers)
-            results.rounds.append({app.name: measurements[app.name] for app in APPS})
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="benchmark-") as name,
+            log_databases(Path(name), free_port()) as databases,
+        ):
+            folder = Path(name)
+            body = json.dumps(SAMPLE_CUSTOMER).encode()
+            (folder / "customer.json").write_bytes(body)
+            # At the end of each wrk run, up to one request per connection sent and not counted.
+            unanswered = load.connections * (2 if load.warmup else 1)
+            for number in range(rounds):
+                # A different server goes first each round, so none always starts on a machine just left idle.
+                order = APPS[number % len(APPS) :] + APPS[: number % len(APPS)]
+                measurements, answers, logged = {}, {}, {}
+                for app in order:
+                    log_url = None
+                    if app.prediction_log is not None:
+                        log_url = databases.new(app.prediction_log, f"{app.name}-{number + 1}")
+                    measured, answers[app.name], answered = measure(app, options, load, folder, body, log_url)
+                    measurements[app.name] = measured
+                    if PROJECT_CONFIG_FILE.read_bytes() != settings_text:
+                        raise BenchmarkError(
+                            f"{PROJECT_CONFIG_FILE.name} changed during the run: the servers would not all have the "
+                            "settings the header shows; run again"
+                        )
+                    line = (
+                        f"round {number + 1}/{rounds}  {app.name:<16} {measured.requests_per_second:>9,.0f} req/s"
+                        f"  p50 {measured.p50_ms:6.2f} ms  p99 {measured.p99_ms:6.2f} ms"
+                    )
+                    if log_url is not None:
+                        logged[app.name] = check_log(app, log_url, answered, unanswered)
+                        line += f"  logged {logged[app.name]:,} rows for {answered:,} customers answered"
+                    print(line, flush=True)
+                check_answers(answers)
+                results.rounds.append({app.name: measurements[app.name] for app in APPS})
+                results.logged.append(logged)
+    except DatabaseError as error:
+        raise BenchmarkError(str(error)) from None
+    results.machine["load_average_at_end"] = load_average()
     return results
 
 
@@ -406,29 +516,31 @@ def print_header(results: Results, rounds: int) -> None:
         f"{load.warmup} s of warm-up; {rounds} round(s), the servers interleaved"
     )
     print(
-        f"  gunicorn: {CONFIG_FILE} (gunicorn.conf.py, access log off): {settings['workers']} "
-        f"{settings['worker_class']} workers x {settings['threads']} threads, keep-alive {settings['keepalive']} s"
+        f"  gunicorn: {CONFIG_FILE} (gunicorn.conf.py, access log off): {settings['workers']} workers of "
+        f"{settings['worker_class']}, {settings['threads']} thread(s) and up to {settings['worker_connections']} "
+        f"connections each, keep-alive {settings['keepalive']} s"
     )
     print(
         f"  machine:  {host['cpus']} CPUs, load average {host['load_average_at_start'][0]} at start; "
         "wrk shares the CPUs with the servers"
     )
     for app in APPS:
-        print(f"  {app.name:<9} {app.wsgi_app:<31} {app.description}")
+        print(f"  {app.name:<17} {app.wsgi_app:<31} {app.description}")
     print(flush=True)
 
 
 def print_report(results: Results) -> None:
     """The medians per server, then the goals and whether each is met."""
     print(f"\nMedians over {len(results.rounds)} round(s):\n")
-    print(f"{'server':<10}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'requests':>11}")
+    print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'requests':>11}")
     for app in APPS:
         median = results.median(app.name)
         print(
-            f"{app.name:<10}{median.requests_per_second:>10,.0f}{median.p50_ms:>10.2f}{median.p90_ms:>10.2f}"
+            f"{app.name:<18}{median.requests_per_second:>10,.0f}{median.p50_ms:>10.2f}{median.p90_ms:>10.2f}"
             f"{median.p99_ms:>10.2f}{median.requests:>11,}"
         )
-    print(f"\n{'goal':<28}{'measured':>22}{'target':>14}   met")
+    print(f"\n{'goal':<40}{'measured':>22}{'target':>14}   met")
     for goal in results.goals():
-        print(f"{goal['goal']:<28}{goal['measured']:>22}{goal['target']:>14}   {'yes' if goal['met'] else 'NO'}")
-    print(flush=True)
+        print(f"{goal['goal']:<40}{goal['measured']:>22}{goal['target']:>14}   {'yes' if goal['met'] else 'NO'}")
+    start, end = results.machine["load_average_at_start"], results.machine["load_average_at_end"]
+    print(f"\nload average (1, 5, 15 min): {start} at the start, {end} at the end", flush=True)

@@ -114,16 +114,19 @@ def training_ranges(metadata: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def warm_up(app: Flask) -> None:
-    """Start this process's prediction log writer (it connects and probes its database in the background)."""
-    service: Service = app.extensions["churn"]
-    if service.prediction_log is not None:
+    """Start the prediction log's writer of ``app``, when it is the service, so that /ready knows soon.
+
+    gunicorn.conf.py also serves the benchmark's other apps, which have none.
+    """
+    service: Service | None = app.extensions.get("churn")
+    if service is not None and service.prediction_log is not None:
         service.prediction_log.ready()
 
 
 def shut_down(app: Flask, timeout: float) -> None:
     """Write out what the prediction log still holds, within ``timeout`` seconds; for a stopping worker."""
-    service: Service = app.extensions["churn"]
-    if service.prediction_log is not None:
+    service: Service | None = app.extensions.get("churn")
+    if service is not None and service.prediction_log is not None:
         left = service.prediction_log.close(timeout)
         if left:
             logger.warning("the prediction log could not write %d records before stopping", left)
