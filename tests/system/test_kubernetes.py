@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 from kubernetes_validate.utils import all_versions, major_minor
 
 from churn.settings import PROJECT_DIR
+from tests.helpers.gunicorn import effective_config
 from tests.helpers.tools import pinned_tool
 
 K8S_DIR = PROJECT_DIR / "k8s"
@@ -31,7 +31,9 @@ CHECKOV = ("checkov", "3.3.30")
 PORT = 9696
 USER_ID = 10001
 NAMESPACE = "churn"
-GRACEFUL_TIMEOUT = runpy.run_path(str(PROJECT_DIR / "gunicorn.conf.py"))["graceful_timeout"]
+# gunicorn's own reading, in its own process: running gunicorn.conf.py here would set up a metrics directory.
+GUNICORN = effective_config()
+GRACEFUL_TIMEOUT = int(GUNICORN["graceful_timeout"])
 # Settings that hold credentials: only ever from a Secret.
 SECRET_SETTINGS = {"CHURN_PREDICTION_LOG"}
 # scheme://user:password@host
@@ -307,7 +309,7 @@ def test_eks_scales_from_ecr_behind_a_load_balancer(renders: dict[str, Rendered]
     assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/ready"
     assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
     # Below gunicorn's keep-alive, so the load balancer never reuses a connection gunicorn has closed.
-    keepalive = runpy.run_path(str(PROJECT_DIR / "gunicorn.conf.py"))["keepalive"]
+    keepalive = int(GUNICORN["keepalive"])
     attributes = annotations["alb.ingress.kubernetes.io/load-balancer-attributes"]
     idle = int(re.search(r"idle_timeout\.timeout_seconds=(\d+)", attributes).group(1))
     assert idle < keepalive
