@@ -381,4 +381,9 @@ def _left_as_they_were(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Everything is written and closed by now. A plain exit could still abort ("terminate called without an
+    # active exception", status -6) when a refused file leaves Arrow's read-ahead thread running at shutdown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
