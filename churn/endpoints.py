@@ -168,9 +168,12 @@ class Service:
         self.prediction_log.record(records)
 
     def _record_frame(self, call: Call, scored: pd.DataFrame) -> None:
-        customers = [schema.clean_record(row)[0] for row in scored.drop(columns=_OUTPUT_COLUMNS).to_dict("records")]
-        ids = [schema.clean_record(row)[1] for row in scored.to_dict("records")] if self.prediction_log else []
-        self._record(call, customers, ids or [None] * len(customers), scored["churn_probability"].tolist())
+        # The log wants each row's cleaned features and id: cleaned again here, once a row, and only when it is on.
+        rows = scored.drop(columns=_OUTPUT_COLUMNS).to_dict("records") if self.prediction_log is not None else []
+        cleaned = [schema.clean_record(row) for row in rows]
+        customers = [customer for customer, _ in cleaned]
+        ids = [customer_id for _, customer_id in cleaned]
+        self._record(call, customers, ids, scored["churn_probability"].tolist())
 
 
 _OUTPUT_COLUMNS = ["churn_probability", "churn"]

@@ -5,11 +5,13 @@ import json
 import sqlite3
 import time
 
+import pandas as pd
 import pytest
 
 from churn.app import create_app
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import Settings
+from churn.training import DATA_FILE
 
 KEY = "k-3f9a1c7e55"
 OPEN_PATHS = ("/ping", "/health", "/ready", "/", "/apidocs/", "/apispec.json", "/metrics")
@@ -195,3 +197,17 @@ def test_ready_is_503_while_the_prediction_log_cannot_be_written(client_with, tm
     assert client.post("/predict", json=SAMPLE_CUSTOMER).status_code == 200
     # The writer would retry for ever: stop it, and with it the record it could not write.
     assert client.application.extensions["churn"].prediction_log.close(0.5) == 1
+
+
+def test_uploaded_rows_are_logged_with_their_ids(client_with, tmp_path):
+    database = tmp_path / "predictions.db"
+    client = client_with(prediction_log=f"sqlite:///{database}")
+    rows = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False).head(3)
+    upload = {"file": (io.BytesIO(rows.to_csv(index=False).encode()), "c.csv")}
+    assert client.post("/predict_file", data=upload, headers={"X-Request-ID": "file-1"}).status_code == 200
+    assert client.application.extensions["churn"].prediction_log.close(10) == 0
+    with sqlite3.connect(database) as connection:
+        logged = connection.execute(
+            "SELECT endpoint, customer_id, tenure FROM churn_predictions ORDER BY id"
+        ).fetchall()
+    assert logged == [("/predict_file", row.customerID, float(row.tenure)) for row in rows.itertuples()]
