@@ -140,6 +140,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         help="rows read and held in memory at a time (default: %(default)s)",
     )
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="add each scored row's three largest reasons (reason_1 to reason_3) and the change that would "
+        "lower its churn probability most (best_action); docs/explanations.md tells how to read them",
+    )
+    parser.add_argument(
         "--no-escape-formulas",
         dest="escape_formulas",
         action="store_false",
@@ -283,6 +289,7 @@ def run(args: argparse.Namespace) -> Summary:
 
 
 def _score(args: argparse.Namespace) -> Summary:
+    from churn.explain import Explainer
     from churn.file_scoring import Formats, score_file
     from churn.model import load_model
     from churn.settings import Settings
@@ -290,6 +297,7 @@ def _score(args: argparse.Namespace) -> Summary:
     settings = Settings.from_env()
     threshold = settings.threshold if args.threshold is None else args.threshold
     model = load_model(settings.model_path)
+    explainer = Explainer.from_model(model.scorer, model.metadata["reference"]) if args.explain else None
     formats = Formats(args.format, args.formats["output"], args.formats["rejects"], args.escape_formulas)
     with ExitStack() as stack:
         source = _source(args, stack)
@@ -304,7 +312,15 @@ def _score(args: argparse.Namespace) -> Summary:
             progress = Progress("stdin" if args.input == STDIO else Path(args.input).name, source, size)
         try:
             summary = score_file(
-                model, source, outputs[0].stream, outputs[1].stream, threshold, formats, args.chunk_rows, progress
+                model,
+                source,
+                outputs[0].stream,
+                outputs[1].stream,
+                threshold,
+                formats,
+                args.chunk_rows,
+                progress,
+                explainer,
             )
         finally:
             if progress is not None:

@@ -73,6 +73,15 @@ class Columns:
         problems.sort(key=lambda problem: problem.index)  # type: ignore[arg-type,return-value]
         return problems
 
+    def customers(self, rows: np.ndarray) -> list[schema.Customer]:
+        """The ``rows`` as the API cleans a customer: each category as the schema spells it, numbers as floats."""
+        columns = [
+            np.asarray(allowed, dtype=object)[self.codes[name][rows]].tolist()
+            for name, allowed in schema.CATEGORICAL.items()
+        ]
+        columns += [self.numbers[name][rows].tolist() for name in schema.NUMERICAL]
+        return [dict(zip(schema.FEATURES, values, strict=True)) for values in zip(*columns, strict=True)]
+
     def errors(self, rows: np.ndarray) -> pa.StringArray:
         """The ``rows``' problems as text, ``field: message`` joined by ``; `` in the schema's order."""
         parts = []

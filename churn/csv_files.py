@@ -25,6 +25,7 @@ import pyarrow.csv as pa_csv
 from churn import schema
 from churn.columns import Columns, clean_frame, feature_columns
 from churn.errors import InvalidCustomer, Problem
+from churn.explain import SUMMARY_COLUMNS, Explainer
 
 if TYPE_CHECKING:
     from churn.model import ChurnModel
@@ -38,12 +39,13 @@ PREDICTION_COLUMN = "churn"
 # The columns a scored CSV ends with, after the scores: which model scored it, and from which probability it says churn.
 MODEL_COLUMN, THRESHOLD_COLUMN = "model_sha256", "threshold"
 # Input columns that clean to a name the output adds are kept under these names: the Telco export's
-# ``Churn`` label, or the scores of an earlier run.
+# ``Churn`` label, or the scores and explanations of an earlier run.
 KEPT_AS = {
     PREDICTION_COLUMN: "churn_actual",
     PROBABILITY_COLUMN: "churn_probability_input",
     MODEL_COLUMN: "model_sha256_input",
     THRESHOLD_COLUMN: "threshold_input",
+    **{name: f"{name}_input" for name in SUMMARY_COLUMNS},
 }
 # OWASP's list: a spreadsheet runs a cell starting with =, +, -, @, tab or carriage return as a formula.
 _FORMULA_BYTES = np.frombuffer(b"=+-@\t\r", dtype=np.uint8)
@@ -418,10 +420,12 @@ def score_frame(
     start: int = 0,
     *,
     escape: bool = True,
+    explainer: Explainer | None = None,
 ) -> ScoredFrame:
     """Score every valid row of ``frame``, a chunk from :func:`read_csv` whose first row is record ``start``.
 
-    With ``escape``, text a spreadsheet would run as a formula is neutralised (:func:`escape_formulas`).
+    With ``escape``, text a spreadsheet would run as a formula is neutralised (:func:`escape_formulas`);
+    with ``explainer``, each scored row gets the :data:`~churn.explain.SUMMARY_COLUMNS` after its scores.
     """
     columns = clean_frame(frame)
     probabilities = model.scorer.score_columns(columns.codes, columns.numbers)
@@ -431,4 +435,7 @@ def score_frame(
     scored = written[valid].assign(
         **{PROBABILITY_COLUMN: probabilities[valid], PREDICTION_COLUMN: probabilities[valid] >= threshold}
     )
+    if explainer is not None:
+        rows = np.flatnonzero(valid)
+        scored = scored.assign(**explainer.summarise(columns.customers(rows), probabilities[rows].tolist()))
     return ScoredFrame(scored, written, columns, frame.index.to_numpy(), start)

@@ -16,9 +16,9 @@ from werkzeug.formparser import parse_form_data
 from werkzeug.utils import secure_filename
 
 from churn import prediction, schema
-from churn.csv_files import CsvError, check_columns, read_csv, score_frame
+from churn.csv_files import PREDICTION_COLUMN, PROBABILITY_COLUMN, CsvError, check_columns, read_csv, score_frame
 from churn.errors import InvalidCustomer, MalformedInput, TooLarge, UnsupportedFormat
-from churn.explain import Explainer
+from churn.explain import SUMMARY_COLUMNS, Explainer
 from churn.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from churn.metrics import Metrics
 from churn.model import ChurnModel
@@ -82,13 +82,15 @@ class Service:
         return Reply(200, scored.response(), JSON)
 
     def predict_file(self, call: Call) -> Reply:
-        """Score an uploaded CSV; the scored CSV comes back, all or nothing as for a batch."""
+        """Score an uploaded CSV; the scored CSV comes back, all or nothing as for a batch, explained on request."""
         _, _, files = parse_form_data(call.environ, max_content_length=self.settings.max_request_bytes + 1)
         try:
             upload = files.get(UPLOAD_FIELD)
             if upload is None:
                 raise MalformedInput(f"The form has no file in a field named {UPLOAD_FIELD!r}.")
-            scored = score_upload(self.model, upload.stream, self.settings.threshold, self.settings.max_batch_size)
+            explainer = self.explainer if call.flag(EXPLAIN) else None
+            settings = self.settings
+            scored = score_upload(self.model, upload.stream, settings.threshold, settings.max_batch_size, explainer)
             name = secure_filename(Path(upload.filename or "").stem) or "customers"
         finally:
             for stored in files.values():
@@ -169,19 +171,26 @@ class Service:
 
     def _record_frame(self, call: Call, scored: pd.DataFrame) -> None:
         # The log wants each row's cleaned features and id: cleaned again here, once a row, and only when it is on.
-        rows = scored.drop(columns=_OUTPUT_COLUMNS).to_dict("records") if self.prediction_log is not None else []
+        added = scored.columns.intersection(_OUTPUT_COLUMNS)
+        rows = scored.drop(columns=added).to_dict("records") if self.prediction_log is not None else []
         cleaned = [schema.clean_record(row) for row in rows]
         customers = [customer for customer, _ in cleaned]
         ids = [customer_id for _, customer_id in cleaned]
-        self._record(call, customers, ids, scored["churn_probability"].tolist())
+        self._record(call, customers, ids, scored[PROBABILITY_COLUMN].tolist())
 
 
-_OUTPUT_COLUMNS = ["churn_probability", "churn"]
+# What scoring adds to an uploaded file's columns.
+_OUTPUT_COLUMNS = [PROBABILITY_COLUMN, PREDICTION_COLUMN, *SUMMARY_COLUMNS]
 
 
-def score_upload(model: ChurnModel, stream: IO[bytes], threshold: float, max_rows: int) -> pd.DataFrame:
-    """The uploaded CSV scored, all or nothing: one bad row refuses the file, naming every problem's line."""
-    result = score_frame(model, read_upload(stream, max_rows), threshold)
+def score_upload(
+    model: ChurnModel, stream: IO[bytes], threshold: float, max_rows: int, explainer: Explainer | None = None
+) -> pd.DataFrame:
+    """The uploaded CSV scored, all or nothing: one bad row refuses the file, naming every problem's line.
+
+    With ``explainer``, each row gets the reasons and best action of :func:`churn.explain.summary_columns`.
+    """
+    result = score_frame(model, read_upload(stream, max_rows), threshold, explainer=explainer)
     if result.problems:
         raise InvalidCustomer(result.problems)
     return result.scored

@@ -11,7 +11,7 @@ Everything is looked up in tables built once from the scorer and the training re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +25,8 @@ ACTIONABLE: tuple[str, ...] = ("contract", "paymentmethod", "paperlessbilling", 
 # Add-on services exist only with internet: their value is "no_internet_service" exactly when it has none.
 NO_INTERNET = "no_internet_service"
 REASONS = 3
+# The columns :func:`summary_columns` adds to a scored file, in order.
+SUMMARY_COLUMNS: tuple[str, ...] = (*(f"reason_{rank}" for rank in range(1, REASONS + 1)), "best_action")
 _first = itemgetter(0)
 
 
@@ -154,6 +156,11 @@ class Explainer:
             "warnings": self.warnings_for(customer),
         }
 
+    def summarise(self, customers: Sequence[schema.Customer], probabilities: Sequence[float]) -> dict[str, list[str]]:
+        """:func:`summary_columns` for cleaned customers and their churn probabilities."""
+        pairs = zip(customers, probabilities, strict=True)
+        return summary_columns(self.explain(customer, probability) for customer, probability in pairs)
+
     def _what_if(self, customer: schema.Customer, probability: float) -> list[dict[str, object]]:
         fields = self._without_internet if customer["internetservice"] == "no" else self._with_internet
         changes: list[tuple[float, float, dict[str, object]]] = []
@@ -217,29 +224,28 @@ class Explainer:
         return warnings
 
 
-def summary_columns(explanations: Sequence[Mapping[str, object]]) -> dict[str, list[str]]:
+def summary_columns(explanations: Iterable[Mapping[str, object]]) -> dict[str, list[str]]:
     """Columns for a results file: the three largest contributions and the best change, one row per explanation.
 
     ``reason_N`` reads ``feature=value (+0.87)``, the contribution to the log-odds with its sign;
     ``best_action`` reads ``field -> value: 0.620 -> 0.210`` (the churn probability before and after),
     or is empty when no change lowers it.
     """
-    columns: dict[str, list[str]] = {f"reason_{rank}": [] for rank in range(1, REASONS + 1)}
-    columns["best_action"] = []
+    columns: dict[str, list[str]] = {name: [] for name in SUMMARY_COLUMNS}
+    cells = [columns[name].append for name in SUMMARY_COLUMNS]
+    # One explanation at a time, so a file's worth of them is never held (or scanned by the garbage collector).
     for result in explanations:
         contributions = result["explanation"]["contributions"]  # type: ignore[index]
-        for rank in range(1, REASONS + 1):
-            term = contributions[rank - 1]
+        for rank in range(REASONS):
+            term = contributions[rank]
             value = term["value"]
             shown = _number(value) if isinstance(value, float) else str(value)
-            columns[f"reason_{rank}"].append(f"{term['feature']}={shown} ({term['contribution']:+.2f})")
+            cells[rank](f"{term['feature']}={shown} ({term['contribution']:+.2f})")
         what_if = result["what_if"]
         if what_if:
             best = what_if[0]  # type: ignore[index]
             before = best["churn_probability"] - best["change"]
-            columns["best_action"].append(
-                f"{best['field']} -> {best['to']}: {before:.3f} -> {best['churn_probability']:.3f}"
-            )
+            cells[REASONS](f"{best['field']} -> {best['to']}: {before:.3f} -> {best['churn_probability']:.3f}")
         else:
-            columns["best_action"].append("")
+            cells[REASONS]("")
     return columns

@@ -35,6 +35,7 @@ from churn.csv_files import (
 )
 
 if TYPE_CHECKING:
+    from churn.explain import Explainer
     from churn.model import ChurnModel
 
 FORMATS = ("csv", "parquet")
@@ -140,8 +141,18 @@ class ScoredChunk:
         return table.add_column(0, self.position, pa.array(self.chunk.lines[bad]))
 
 
-def score_chunk(model: ChurnModel, chunk: Chunk, threshold: float, formats: Formats, position: str) -> ScoredChunk:
-    """Clean and score ``chunk``; ``position`` names the rejects' first column (``line`` or ``row``)."""
+def score_chunk(
+    model: ChurnModel,
+    chunk: Chunk,
+    threshold: float,
+    formats: Formats,
+    position: str,
+    explainer: Explainer | None = None,
+) -> ScoredChunk:
+    """Clean and score ``chunk``; ``position`` names the rejects' first column (``line`` or ``row``).
+
+    With ``explainer``, each scored row gets the :data:`~churn.explain.SUMMARY_COLUMNS` after its scores.
+    """
     table = chunk.table
     features = feature_columns(table.column_names)
     columns = clean_arrays({name: table.column(column).combine_chunks() for name, column in features.items()})
@@ -155,6 +166,10 @@ def score_chunk(model: ChurnModel, chunk: Chunk, threshold: float, formats: Form
     scored = scored.append_column(PROBABILITY_COLUMN, pa.array(probabilities)).append_column(
         PREDICTION_COLUMN, _VERDICTS.take(decisions.astype(np.int8)) if formats.output == "csv" else pa.array(decisions)
     )
+    if explainer is not None:
+        summary = explainer.summarise(columns.customers(np.flatnonzero(~columns.rejected)), probabilities.tolist())
+        for name, texts in summary.items():
+            scored = scored.append_column(name, pa.array(texts, pa.string()))
     if formats.output == "csv":
         sha256 = str(model.metadata["model_sha256"])
         scored = scored.append_column(MODEL_COLUMN, pa.repeat(pa.scalar(sha256), len(decisions)))
@@ -184,13 +199,15 @@ def score_file(
     formats: Formats = Formats(),
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
+    explainer: Explainer | None = None,
 ) -> Summary:
     """Score the file in ``source`` into ``output``, writing its bad rows to ``rejects``.
 
     Output rows keep every input column, in order, with ``churn_probability`` and ``churn``
     appended; rejected rows keep theirs too, after their ``line`` (``row`` for Parquet) and
-    ``errors``. ``progress`` is called with the number of rows read so far after each chunk. The
-    output gets its header even when no row is valid; ``rejects`` gets nothing unless a row is bad.
+    ``errors``. With ``explainer``, scored rows also get :func:`churn.explain.summary_columns`'s
+    reasons and best action. ``progress`` is called with the number of rows read so far after each
+    chunk. The output gets its header even when no row is valid; ``rejects`` gets nothing unless a row is bad.
     A file with a header but no rows is refused (:class:`CsvError`) before anything is written.
     """
     chunks = read_parquet(source, chunk_rows) if formats.input == "parquet" else read_chunks(source, chunk_rows)
@@ -204,7 +221,7 @@ def score_file(
             if not chunk.table.num_rows:
                 continue
             summary.renamed = label_renames(chunk.table.column_names)
-            result = score_chunk(model, chunk, threshold, formats, position)
+            result = score_chunk(model, chunk, threshold, formats, position, explainer)
             # Written even when empty: a file of rejected rows still gets a scored file with its header.
             scored.write(result.scored)
             # A rejected row's errors take some ten times the memory of its cells: they are built a slice at a time.

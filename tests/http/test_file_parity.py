@@ -10,6 +10,7 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from churn.explain import SUMMARY_COLUMNS, Explainer, summary_columns
 from churn.file_scoring import score_file
 from churn.training import DATA_FILE
 
@@ -66,9 +67,10 @@ def hostile_csv(telco: pd.DataFrame) -> bytes:
     return text.getvalue().encode()
 
 
-def by_file(model, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def by_file(model, data: bytes, explain: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     output, rejects = io.BytesIO(), io.BytesIO()
-    score_file(model, io.BytesIO(data), output, rejects, THRESHOLD, chunk_rows=7)
+    explainer = Explainer.from_model(model.scorer, model.metadata["reference"]) if explain else None
+    score_file(model, io.BytesIO(data), output, rejects, THRESHOLD, chunk_rows=7, explainer=explainer)
     scored = pd.read_csv(io.BytesIO(output.getvalue()), dtype=str, keep_default_na=False)
     rejected = (
         pd.read_csv(io.BytesIO(rejects.getvalue()), dtype=str, keep_default_na=False) if rejects.getvalue() else None
@@ -76,19 +78,19 @@ def by_file(model, data: bytes) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return scored, rejected
 
 
-def by_predict(client, records: list[dict[str, str]]) -> list[dict[str, object]]:
+def by_predict(client, records: list[dict[str, str]], query: str = "") -> list[dict[str, object]]:
     """What /predict answers for each record alone: its result, or its problems."""
     answers = []
     for record in records:
-        response = client.post("/predict", data=json.dumps(record), content_type="application/json")
+        response = client.post(f"/predict{query}", data=json.dumps(record), content_type="application/json")
         answers.append(response.get_json())
     return answers
 
 
-def upload(client, data: bytes):
+def upload(client, data: bytes, query: str = ""):
     # Encoded here, in memory: the test client would spool a large form to a temporary file it never closes.
     boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(data), "customers.csv")})
-    return client.post("/predict_file", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    return client.post(f"/predict_file{query}", data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def test_all_telco_rows_score_the_same_by_file_upload_and_predict(model, telco, client_with):
@@ -132,6 +134,44 @@ def test_a_hostile_file_is_judged_the_same_by_file_upload_and_predict(model, tel
     assert {line: "; ".join(texts) for line, texts in by_line.items()} == dict(
         zip(rejected["line"].astype(int), rejected["errors"], strict=True)
     )
+
+
+def test_all_telco_rows_are_explained_the_same_by_file_upload_and_predict(model, telco, client_with):
+    data = DATA_FILE.read_bytes()
+    scored, _ = by_file(model, data, explain=True)
+    client = client_with(max_batch_size=10_000, max_request_bytes=8 * 1024 * 1024)
+    uploaded = pd.read_csv(io.BytesIO(upload(client, data, "?explain=true").data), dtype=str, keep_default_na=False)
+    records = telco.to_dict(orient="records")
+    answer = client.post("/predict?explain=true", json=records).get_json()
+    expected = pd.DataFrame(summary_columns(answer))
+    columns = list(SUMMARY_COLUMNS)
+    # After the scores, before the model's identity.
+    assert scored.columns[-6:].tolist() == [*columns, "model_sha256", "threshold"]
+    assert uploaded.columns[-5:].tolist() == ["churn", *columns]
+    pd.testing.assert_frame_equal(scored[columns], expected)
+    pd.testing.assert_frame_equal(uploaded[columns], expected)
+    # Without the flag, the columns are not there.
+    assert not set(columns) & set(by_file(model, data)[0].columns)
+    assert not set(columns) & set(upload(client, data).data.decode().splitlines()[0].split(","))
+
+
+def test_explanations_stay_with_their_rows_when_others_are_rejected(model, telco, client):
+    data = hostile_csv(telco)
+    scored, rejected = by_file(model, data, explain=True)
+    assert rejected is not None
+    assert not set(SUMMARY_COLUMNS) & set(rejected.columns)
+    records = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False).to_dict(orient="records")
+    answers = [answer for answer in by_predict(client, records, "?explain=true") if "errors" not in answer]
+    pd.testing.assert_frame_equal(scored[list(SUMMARY_COLUMNS)], pd.DataFrame(summary_columns(answers)))
+
+
+def test_an_earlier_runs_explanations_are_kept_under_their_own_names(model, client):
+    data = DATA_FILE.read_bytes()
+    first, _ = by_file(model, data, explain=True)
+    again = first.drop(columns=["churn_probability", "churn", "model_sha256", "threshold"]).head(50)
+    scored, _ = by_file(model, again.to_csv(index=False).encode(), explain=True)
+    for name in SUMMARY_COLUMNS:
+        assert scored[f"{name}_input"].tolist() == scored[name].tolist() == first[name].head(50).tolist()
 
 
 def _escaped(text: str) -> str:

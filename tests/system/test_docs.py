@@ -1,7 +1,8 @@
 """Every ``bash`` example in the README and docs/ runs against a real ``gunicorn predict:app`` and prints what it shows.
 
 The commands run as written, in a folder with the project's scripts and a ``customers.csv`` of Telco
-rows; the one change is the address, ``localhost:9696``, which becomes the test server's. Blocks
+rows, with two changes: the address, ``localhost:9696``, becomes the test server's, and ``pipenv run``
+goes, as the commands already run in the project's environment (first on the ``PATH``). Blocks
 written as ``sh`` are commands for places this machine is not (AWS, a cluster) and are not run.
 """
 
@@ -49,7 +50,7 @@ def test_the_documents_have_examples_to_run():
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
 def test_example_runs_and_prints_what_the_document_shows(example: Example, server: Server, workdir: Path):
     address = server.url.removeprefix("http://")
-    commands = example.commands.replace("localhost:9696", address)
+    commands = example.commands.replace("localhost:9696", address).replace("pipenv run ", "")
     python = Path(sys.executable).parent
     environ = {**os.environ, "PATH": f"{python}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(PROJECT_DIR)}
     assert shutil.which("curl"), "curl is needed to run the documents' examples"

@@ -220,3 +220,22 @@ def test_parquet_from_standard_input_to_csv_on_standard_output(tmp_path, telco):
     scored = pd.read_csv(io.BytesIO(result.stdout), dtype=str)
     assert scored["customerID"].tolist() == telco["customerID"].head(10).tolist()
     assert names(tmp_path) == []
+
+
+def test_explain_adds_the_reasons_and_best_action_to_parquet_and_csv(tmp_path, telco):
+    frame = telco.head(30).copy()
+    frame.loc[4, "Contract"] = "Three year"
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    result = run(tmp_path / "in.parquet", "--explain")
+    assert result.returncode == 3, err(result)
+    scored = pq.read_table(tmp_path / "in-scored.parquet").to_pandas()
+    assert scored.columns[-5:].tolist() == ["churn", "reason_1", "reason_2", "reason_3", "best_action"]
+    # The first customer: one month in, month-to-month, paying by electronic check.
+    first = scored.iloc[0]
+    assert first["reason_1"].startswith("tenure=1 (+")
+    assert first["best_action"].startswith("contract -> two_year: ")
+    assert scored["reason_1"].str.match(r"^[a-z]+=\S.* \([+-]\d+\.\d\d\)$").all()
+    assert "reason_1" not in pq.read_table(tmp_path / "in-rejects.parquet").column_names
+    plain = run(tmp_path / "in.parquet", "-o", tmp_path / "plain.csv")
+    assert "reason_1" not in pd.read_csv(tmp_path / "plain.csv").columns, err(plain)
+    assert "--explain" in run("--help").stdout.decode()
