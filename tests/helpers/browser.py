@@ -62,3 +62,54 @@ def take_screenshot(driver: WebDriver, target: Path) -> tuple[int, int]:
     assert len(data) > 20_000, "a near-empty screenshot: the page did not render"
     width, height = struct.unpack(">II", data[16:24])
     return width, height
+
+
+# Added to every document the driver loads, before the document's own scripts run: a policy without
+# 'unsafe-inline' leaves a test no other way to listen from the start. It records what the policy blocked
+# (securitypolicyviolation events) and every URL the page's scripts asked for with fetch or XMLHttpRequest,
+# whether or not the request got anywhere; loaded files are in the Resource Timing entries.
+WATCH_SCRIPT = """
+(() => {
+  window.__violations = [];
+  window.__requested = [];
+  document.addEventListener('securitypolicyviolation', (event) => window.__violations.push({
+    directive: event.violatedDirective, blocked: event.blockedURI, source: event.sourceFile, line: event.lineNumber}));
+  const absolute = (url) => { try { return new URL(url, location.href).href; } catch (e) { return String(url); } };
+  const fetch = window.fetch;
+  window.fetch = function (input, init) {
+    window.__requested.push(absolute(input instanceof Request ? input.url : input));
+    return fetch.apply(this, arguments);
+  };
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (method, url) {
+    window.__requested.push(absolute(url));
+    return open.apply(this, arguments);
+  };
+})();
+"""
+
+
+def watch_pages(driver: WebDriver) -> str:
+    """Run :data:`WATCH_SCRIPT` in every document loaded from now on; the id :func:`stop_watching` takes."""
+    return driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_SCRIPT})["identifier"]
+
+
+def stop_watching(driver: WebDriver, identifier: str) -> None:
+    driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": identifier})
+
+
+def csp_violations(driver: WebDriver) -> list[dict[str, object]]:
+    """What the Content-Security-Policy blocked in the current document (watched by :func:`watch_pages`)."""
+    found = driver.execute_script("return window.__violations;")
+    assert found is not None, "the document was not watched: call watch_pages before loading it"
+    return found
+
+
+def requested_urls(driver: WebDriver) -> list[str]:
+    """Every URL the current document asked for: itself, the files it loaded and, when watched by
+    :func:`watch_pages`, its scripts' requests."""
+    requested = driver.execute_script(
+        "return [document.URL, ...performance.getEntriesByType('resource').map((entry) => entry.name),"
+        " ...(window.__requested || [])];"
+    )
+    return list(dict.fromkeys(requested))
