@@ -14,6 +14,7 @@ from churn.auth import api_keys, require_key
 from churn.endpoints import Service
 from churn.examples import SAMPLE_CUSTOMER
 from churn.explain import ACTIONABLE, Explainer
+from churn.log_sinks import with_password_file
 from churn.metrics import Metrics
 from churn.model import ChurnModel, ModelLoadError, load_model
 from churn.monitoring import MonitoringGauges, service_monitor
@@ -41,12 +42,13 @@ PAGE_LABELS = {"": "/", "static": "/static/", "apidocs": apidocs.DOCS_ROUTE, api
 def create_app(model: ChurnModel, settings: Settings | None = None) -> Flask:
     """The service for ``model`` under ``settings`` (defaults when omitted).
 
-    Raises :class:`PredictionLogError` when the prediction log's URL cannot be used.
+    Raises :class:`PredictionLogError` when the prediction log's URL cannot be used, and
+    :class:`SettingsError` when its password file cannot.
 
     The app is Flask, for the page, the API docs and static files; every request, those included,
     goes through :class:`churn.pipeline.Pipeline`, which answers the API itself.
     """
-    settings = settings or Settings()
+    settings = with_password_file(settings or Settings())
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = Metrics(model.metadata) if settings.metrics else None

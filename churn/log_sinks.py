@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +46,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from churn import schema
+from churn.settings import Settings, SettingsError, env_name
 
 if TYPE_CHECKING:
     from churn.prediction_log import PredictionRecord
@@ -402,3 +404,39 @@ def mask_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_password_file(settings: Settings) -> Settings:
+    """``settings`` with the password that ``prediction_log_password_file`` holds put into the prediction log's URL.
+
+    Read when the service starts, as the API keys' file is, not when the variables are parsed: the secret is
+    mounted only where the service runs, and ``scripts/doctor`` checks the same variables elsewhere.
+    """
+    path = settings.prediction_log_password_file
+    if path is None:
+        return settings
+    variable, log_variable = env_name("prediction_log_password_file"), env_name("prediction_log")
+    url = settings.prediction_log
+    if url is None:
+        raise SettingsError(f"{variable} is set but {log_variable} is not: set the database's URL, without a password")
+    try:
+        parsed: URL | None = make_url(url)
+    except ArgumentError:
+        parsed = None
+    if parsed is None or parsed.get_backend_name() not in ("postgresql", "postgres", "mysql", "mariadb"):
+        raise SettingsError(
+            f"{variable} gives a password, but {log_variable}={mask_password(url)!r} is not the URL of a "
+            "PostgreSQL, MySQL or MariaDB server"
+        )
+    if parsed.password is not None:
+        raise SettingsError(f"{variable} gives a password, but {log_variable} has one already: keep only one of them")
+    try:
+        # Secret files usually end with a newline that is not part of the password.
+        password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{variable}: cannot read {path}: {error}") from None
+    if not password:
+        raise SettingsError(f"{variable}: {path} is empty")
+    with_password = parsed.set(password=password).render_as_string(hide_password=False)
+    # The file is used up: settings given here twice keep the URL as it is.
+    return replace(settings, prediction_log=with_password, prediction_log_password_file=None)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from churn.errors import MalformedInput
+from churn.log_sinks import with_password_file
 from churn.metadata import read_metadata
 from churn.monitoring import Monitor, service_monitor, unavailable
 from churn.monitoring_endpoints import page_data, templates
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     """Write the report; exit status 2 with one line saying why when it cannot."""
     args = parse_arguments(argv)
     try:
-        settings = Settings.from_env()
+        settings = with_password_file(Settings.from_env())
         log = args.log or settings.prediction_log
         metadata = read_metadata(args.model or settings.model_path)
         monitor = service_monitor(log, metadata, settings)

@@ -91,6 +91,9 @@ class Settings:
         None, _text, "Where every prediction is recorded: `sqlite:///…`, `postgresql://…`, `redis://…`, `stdout`.",
         secret=True,
     )  # fmt: skip
+    prediction_log_password_file: Path | None = setting(
+        None, _path, "A file holding the password of the prediction log's database (a mounted secret)."
+    )
     prediction_log_buffer: int = setting(
         100_000, positive_int, "Records held while the prediction log's database is down; more are dropped."
     )

@@ -23,14 +23,13 @@ import requests
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import PROJECT_DIR
 from tests.helpers.deployment import DOCKERFILE, copied_sources, dockerfile_instruction, make_bundle, option_settings
+from tests.helpers.docker import PROXY_VARIABLES, docker, require_engine
 from tests.helpers.gunicorn import free_port
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
 PORT = 9696
 START_SECONDS = 90
 HEALTH_PATH = option_settings()[("aws:elasticbeanstalk:application", "Application Healthcheck URL")]
-# Proxy settings on this machine reach the build's pip too (Docker predefines these build arguments).
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 def test_hadolint_passes():
@@ -60,28 +59,6 @@ def test_serves_through_gunicorn_conf_as_a_numeric_non_root_user():
     assert json.loads(command)[:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
     [healthcheck] = dockerfile_instruction("HEALTHCHECK")
     assert f"'{HEALTH_PATH}'" in healthcheck
-
-
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    return result
-
-
-def engine_problem() -> str | None:
-    """Why no Docker engine can be used here, or None."""
-    if shutil.which("docker") is None:
-        return "the docker command is not installed"
-    try:
-        result = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 30 s"
-    if result.returncode != 0:
-        return f"no Docker engine answers: {result.stderr.strip().splitlines()[-1:]}"
-    if docker("image", "inspect", "python:3.11-slim", check=False).returncode != 0:
-        return "the base image python:3.11-slim is missing and cannot be pulled here (see scripts/base-image)"
-    return None
 
 
 @dataclass
@@ -117,12 +94,7 @@ def build(context: Path, tag: str, *build_args: str) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Image]:
     """The image built from exactly the files of the EB source bundle, as Elastic Beanstalk builds it."""
-    problem = engine_problem()
-    if problem:
-        reason = f"{problem}: run scripts/docker-engine as root (scripts/test does)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the container tests, but {reason}")
-        pytest.skip(reason)
+    require_engine()
     context = tmp_path_factory.mktemp("bundle")
     bundle = make_bundle(context.parent / f"{context.name}.zip")
     with zipfile.ZipFile(bundle) as archive:

@@ -4,8 +4,10 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from churn.app import create_app_from_env
+from churn.log_sinks import with_password_file
 from churn.settings import PROJECT_DIR, Settings, SettingsError, documented
 
 
@@ -80,3 +82,63 @@ def test_secret_settings_are_hidden_in_messages():
 @pytest.mark.parametrize("text", ["off", "false", "0", "no", "OFF"])
 def test_metrics_switch_off(text):
     assert Settings.from_env({"CHURN_METRICS": text}).metrics is False
+
+
+def password_settings(tmp_path: Path, url: str | None, password: str = "s3cret:/@?\n") -> Settings:
+    """Settings as the variables give them: the log's URL, and a password file holding ``password``."""
+    secret = tmp_path / "db_password"
+    secret.write_text(password, encoding="utf-8")
+    environ = {"CHURN_PREDICTION_LOG_PASSWORD_FILE": str(secret)}
+    if url is not None:
+        environ["CHURN_PREDICTION_LOG"] = url
+    return Settings.from_env(environ)
+
+
+def test_the_password_file_goes_into_the_log_url_without_its_newline(tmp_path):
+    settings = with_password_file(password_settings(tmp_path, "postgresql+psycopg://churn@postgres:5432/churn"))
+    url = make_url(settings.prediction_log)
+    assert url.password == "s3cret:/@?"
+    assert (url.username, url.host, url.port, url.database) == ("churn", "postgres", 5432, "churn")
+    assert "s3cret" not in repr(settings)
+    # Used up: given again, the settings stay as they are.
+    assert with_password_file(settings) == settings
+
+
+def test_without_a_password_file_the_settings_stay_as_they_are():
+    settings = Settings.from_env({"CHURN_PREDICTION_LOG": "postgresql://churn:pw@db/churn"})
+    assert with_password_file(settings) is settings
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (None, "CHURN_PREDICTION_LOG_PASSWORD_FILE is set but CHURN_PREDICTION_LOG is not"),
+        ("postgresql://churn:other@db/churn", "CHURN_PREDICTION_LOG has one already"),
+        ("sqlite:///predictions.db", "is not the URL of a PostgreSQL, MySQL or MariaDB server"),
+        ("redis://:hidden@cache:6379/0", r"CHURN_PREDICTION_LOG='redis://:\*\*\*@cache:6379/0' is not the URL"),
+        ("stdout", "is not the URL of a PostgreSQL, MySQL or MariaDB server"),
+    ],
+)
+def test_a_password_file_needs_a_database_server_url_without_a_password(tmp_path, url, message):
+    with pytest.raises(SettingsError, match=message) as caught:
+        with_password_file(password_settings(tmp_path, url))
+    assert "s3cret" not in str(caught.value)
+    assert "hidden" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("password", "message"), [(b"\n", ".*/db_password is empty"), (b"\xff", "cannot read .*/db_password: 'utf-8'")]
+)
+def test_an_unusable_password_file_is_refused(tmp_path, password, message):
+    secret = tmp_path / "db_password"
+    secret.write_bytes(password)
+    settings = Settings(prediction_log="mysql+pymysql://churn@db/churn", prediction_log_password_file=secret)
+    with pytest.raises(SettingsError, match=f"CHURN_PREDICTION_LOG_PASSWORD_FILE: {message}"):
+        with_password_file(settings)
+
+
+def test_a_missing_password_file_stops_the_app_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHURN_PREDICTION_LOG", "postgresql://churn@db/churn")
+    monkeypatch.setenv("CHURN_PREDICTION_LOG_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match="cannot start: CHURN_PREDICTION_LOG_PASSWORD_FILE: cannot read"):
+        create_app_from_env()
