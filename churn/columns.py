@@ -141,6 +141,9 @@ def _values(series: pd.Series) -> Values:
         values = pa.array(series, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         values = None
+    # A column pandas already holds in Arrow (pandas 3's text, for one) comes back as it is held: in chunks.
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     # Arrow would make 1 and 1.0 one type, and refuses True next to 1: an object column other than text
     # is judged value by value, as JSON values are.
     if values is None or (series.dtype == object and not _is_text(values.type) and not pa.types.is_null(values.type)):

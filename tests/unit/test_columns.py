@@ -111,3 +111,21 @@ def test_bad_rows_share_one_message_per_distinct_value_and_list_fields_in_schema
     assert [(p.index, p.field) for p in problems[:3]] == [(0, "contract"), (0, "tenure"), (1, "contract")]
     assert problems[1].message == "must not be negative, got '-1'"
     assert len(problems) == 1999
+
+
+def test_text_pandas_holds_in_several_arrow_chunks_is_cleaned_whole():
+    records = [{**SAMPLE_CUSTOMER, "tenure": text} for text in NUMBER_SPELLINGS]
+    halves = [pd.DataFrame(part).astype(str) for part in (records[:10], records[10:])]
+    frame = pd.concat(halves, ignore_index=True)
+    assert by_columns(frame) == row_by_row(records)
+
+
+def test_customers_are_the_rows_as_the_record_rule_cleans_them():
+    other = {**SAMPLE_CUSTOMER, "seniorcitizen": 1, "contract": "Two year", "monthlycharges": "70.5"}
+    records = [SAMPLE_CUSTOMER, {**SAMPLE_CUSTOMER, "tenure": "-1"}, other]
+    columns = clean_frame(pd.DataFrame(records).astype(str))
+    valid = np.flatnonzero(~columns.rejected)
+    assert valid.tolist() == [0, 2]
+    customers = columns.customers(valid)
+    assert customers == [schema.clean_customer(records[0]), schema.clean_customer(records[2])]
+    assert [list(customer) for customer in customers] == [list(schema.FEATURES)] * 2
