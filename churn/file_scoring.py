@@ -9,6 +9,7 @@ Scored files say which model made them: Parquet in its file metadata, CSV in two
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING
@@ -216,22 +217,31 @@ def score_file(
     rejected = TableWriter(rejects, formats.rejects, metadata)
     position = "row" if formats.input == "parquet" else "line"
     summary = Summary()
+    # The scored rows are written beside the reading and scoring of the next chunk, as Arrow lets go of the
+    # GIL for both; one write at a time keeps them in order and memory to two chunks. Rejects are written
+    # here: a rejected row's errors take some ten times the memory of its cells, so they are built a
+    # slice at a time, and not while the next chunk's are.
+    writing: Future[None] | None = None
     try:
-        for chunk in chunks:
-            if not chunk.table.num_rows:
-                continue
-            summary.renamed = label_renames(chunk.table.column_names)
-            result = score_chunk(model, chunk, threshold, formats, position, explainer)
-            # Written even when empty: a file of rejected rows still gets a scored file with its header.
-            scored.write(result.scored)
-            # A rejected row's errors take some ten times the memory of its cells: they are built a slice at a time.
-            for first in range(0, len(result.bad), REJECT_ROWS):
-                rejected.write(result.rejects(first, REJECT_ROWS))
-            summary.rows += chunk.table.num_rows
-            summary.scored += result.scored.num_rows
-            summary.rejected += len(result.bad)
-            if progress is not None:
-                progress(summary.rows)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-writer") as writer:
+            for chunk in chunks:
+                if not chunk.table.num_rows:
+                    continue
+                summary.renamed = label_renames(chunk.table.column_names)
+                result = score_chunk(model, chunk, threshold, formats, position, explainer)
+                if writing is not None:
+                    writing.result()
+                # Written even when empty: a file of rejected rows still gets a scored file with its header.
+                writing = writer.submit(scored.write, result.scored)
+                for first in range(0, len(result.bad), REJECT_ROWS):
+                    rejected.write(result.rejects(first, REJECT_ROWS))
+                summary.rows += chunk.table.num_rows
+                summary.scored += result.scored.num_rows
+                summary.rejected += len(result.bad)
+                if progress is not None:
+                    progress(summary.rows)
+            if writing is not None:
+                writing.result()
     finally:
         scored.close()
         rejected.close()
