@@ -34,6 +34,9 @@ FIRST_RETRY_S = 0.05
 WARN_INTERVAL_S = 10.0
 # ready() trusts the writer's last contact with the sink for this long, then probes.
 PROBE_AFTER_S = 5.0
+# How long the writer lets records gather before writing a batch smaller than BATCH_SIZE: each write
+# costs a transaction, and records arriving one by one would otherwise be written nearly one by one.
+GATHER_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class _Writer:
     # Queued plus being written: what the buffer bounds.
     held: int = 0
     wake: threading.Event = field(default_factory=threading.Event)
+    # Set when close() is called: the thread writes what it holds without gathering more.
+    closed: threading.Event = field(default_factory=threading.Event)
     # Set when close() gives up waiting: the thread stops retrying.
     halt: threading.Event = field(default_factory=threading.Event)
     closing: bool = False
@@ -123,6 +128,7 @@ class PredictionLog:
         *,
         batch_size: int = BATCH_SIZE,
         retry_cap: float = RETRY_CAP_S,
+        gather: float = GATHER_S,
     ) -> None:
         if buffer < 1:
             raise PredictionLogError(f"the prediction log's buffer must hold at least 1 record, not {buffer}")
@@ -132,6 +138,7 @@ class PredictionLog:
         self._observer = observer
         self._batch_size = batch_size
         self._retry_cap = retry_cap
+        self._gather = gather
         self._writer: _Writer | None = None
         # The writer whose sink a fork in progress keeps still.
         self._forking: _Writer | None = None
@@ -184,6 +191,7 @@ class PredictionLog:
             return 0
         with writer.lock:
             writer.closing = True
+        writer.closed.set()
         writer.wake.set()
         writer.thread.join(timeout)
         if writer.thread.is_alive():
@@ -230,6 +238,8 @@ class PredictionLog:
         writer.built.set()
         try:
             while True:
+                if 0 < writer.held < self._batch_size:
+                    writer.closed.wait(self._gather)
                 writer.wake.clear()
                 batch = writer.take(self._batch_size)
                 if batch:

@@ -244,6 +244,26 @@ def test_records_after_close_are_dropped(tmp_path: Path, observer: CountingObser
     assert (observer.written_total, observer.dropped_total) == (1, 2)
 
 
+def test_records_arriving_one_by_one_are_gathered_into_one_batch(tmp_path: Path, observer: CountingObserver) -> None:
+    path = tmp_path / "predictions.db"
+    log = PredictionLog(f"sqlite:///{path}", observer=observer, gather=0.5)
+    for record in prediction_records(20, "one-by-one"):
+        log.record([record])
+    wait_for(lambda: observer.written_total == 20, "the records are written")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT records FROM churn_prediction_batches").fetchall() == [(20,)]
+    assert log.close(10) == 0
+
+
+def test_close_writes_at_once_without_gathering(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.db"
+    log = PredictionLog(f"sqlite:///{path}", gather=3600)
+    log.record(prediction_records(3, "closing"))
+    # Within the time close() is given, far below the hour the writer would otherwise gather for.
+    assert log.close(10) == 0
+    assert len(rows(path)) == 3
+
+
 def test_close_without_records_has_nothing_to_write(tmp_path: Path) -> None:
     log = PredictionLog(f"sqlite:///{tmp_path / 'predictions.db'}")
     assert log.close(0) == 0
