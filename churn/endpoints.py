@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Sequence
@@ -98,7 +99,8 @@ class Service:
         self._record_frame(call, scored)
         return Reply(
             200,
-            scored.to_csv(index=False).encode(),
+            # Text quoted, as predict_file.py writes it: a lone carriage return would otherwise end the row.
+            scored.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode(),
             "text/csv; charset=utf-8",
             (("Content-Disposition", f'attachment; filename="{name}-scored.csv"'),),
         )

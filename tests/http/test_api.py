@@ -1,5 +1,6 @@
 """The HTTP contract, through Flask's test client."""
 
+import csv
 import io
 import json
 import math
@@ -158,6 +159,23 @@ def test_oversized_batch_is_413(client_with):
     assert post_json(client, [SAMPLE_CUSTOMER] * 2).status_code == 200
 
 
+def test_an_array_of_a_million_elements_is_413_without_being_parsed_whole(client):
+    # 2 MiB, the default body limit: the parser stops at the 1001st element, before the text that is not JSON.
+    body = b"[" + b"0," * 1_048_000 + b"not JSON"
+    response = client.post("/predict", data=body, content_type="application/json")
+    body = assert_problem(response, 413, "The batch has more than 1000 customers; the limit is 1000.")
+    assert body["errors"] == []
+
+
+def test_objects_nested_in_ignored_keys_are_read_past(client, model):
+    record = {**SAMPLE_CUSTOMER, "note": {"history": [{"a": 1}, {"b": {"c": []}}]}}
+    response = post_json(client, [record, {**record, "note": [[{}]]}])
+    assert response.status_code == 200
+    assert [result["churn_probability"] for result in response.get_json()] == [
+        expected_probability(model, SAMPLE_CUSTOMER)
+    ] * 2
+
+
 class UnreadableBody(io.BytesIO):
     """A request body that fails the test if the app reads any of it."""
 
@@ -280,6 +298,19 @@ def test_predict_file_returns_the_scored_csv_as_predict_scores_it(client):
     assert scored["customerID"].tolist() == [record["customerID"] for record in records]
     assert scored["churn_probability"].astype(float).tolist() == [e["churn_probability"] for e in expected]
     assert scored["churn"].tolist() == [str(e["churn"]) for e in expected]
+
+
+@pytest.mark.parametrize("customer_id", ["line\rbreak", "line\nbreak", 'say "hi", then', "=1+1"])
+def test_predict_file_text_comes_back_as_it_was_sent(client, customer_id):
+    frame = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False).head(3)
+    frame.loc[1, "customerID"] = customer_id
+    response = upload(client, frame.to_csv(index=False, quoting=csv.QUOTE_ALL).encode())
+    assert response.status_code == 200
+    scored = pd.read_csv(io.BytesIO(response.data), dtype=str, keep_default_na=False)
+    # A formula is neutralised with a leading quote; the rest is as sent, each row still one row.
+    expected = "'" + customer_id if customer_id.startswith("=") else customer_id
+    assert scored["customerID"].tolist()[1] == expected
+    assert len(scored) == 3
 
 
 def test_predict_file_is_all_or_nothing_with_lines(client):
