@@ -57,6 +57,12 @@ PARTS = (
         ("-m", "benchmarks.explain"),
     ),
     Part(
+        "bodies",
+        "the CPU time of the costliest /predict bodies within the size limit",
+        "benchmarks.bodies",
+        ("-m", "benchmarks.bodies"),
+    ),
+    Part(
         "files",
         f"predict_file.py on CSV and Parquet files against pyarrow alone (largest {FILES_BIG_ROWS:,} rows)",
         "benchmarks.files",

@@ -69,6 +69,11 @@ class TooLarge(ServiceError):
         return cls(f"The batch has {size} customers; the limit is {limit}. Split it into smaller requests.")
 
     @classmethod
+    def batch_over(cls, limit: int) -> TooLarge:
+        """The batch has more than ``limit`` customers, found before it was read to its end."""
+        return cls(f"The batch has more than {limit} customers; the limit is {limit}. Split it into smaller requests.")
+
+    @classmethod
     def file(cls, limit: int) -> TooLarge:
         """The uploaded file has more than ``limit`` rows."""
         return cls(f"The file has more than {limit} rows, the limit. Split it, or use predict_file.py.")

@@ -5,13 +5,17 @@ The web layer adapts it to HTTP (churn.endpoints); everything it refuses is a do
 
 from __future__ import annotations
 
+import gc
 import json
+import re
 import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import TracebackType
 
 from churn import schema
-from churn.errors import InvalidCustomer, MalformedInput, Problem, TooLarge
+from churn.errors import InvalidCustomer, MalformedInput, Problem, ServiceError, TooLarge
 from churn.explain import Explainer
 from churn.model import ChurnModel
 
@@ -43,23 +47,15 @@ class Scored:
 HINTED_RECORDS = 10
 # The problems a refused batch lists; the detail counts them all.
 LISTED_PROBLEMS = 100
+# A customer has 20 fields: a record with more keys than this is not one, and reading them all is work for nothing.
+MAX_KEYS = 1000
 READ_FIELDS = frozenset({*schema.FEATURES, schema.ID_FIELD})
 
 
 class _Repeated(dict[str, object]):
-    """A JSON object that named some keys more than once: the last value would silently win."""
+    """A JSON object that named some keys more than once, with all its pairs: the last value would silently win."""
 
-    repeated: list[str]
-
-
-def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    document = dict(pairs)
-    if len(document) == len(pairs):
-        return document
-    seen: set[str] = set()
-    repeated = _Repeated(document)
-    repeated.repeated = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
-    return repeated
+    pairs: tuple[tuple[str, object], ...]
 
 
 class _Constant(ValueError):
@@ -70,30 +66,123 @@ def _reject_constant(name: str) -> float:
     raise _Constant(f"{name} is not valid JSON")
 
 
-def parse_json(body: bytes) -> object:
+# The parser makes each object a tuple of its (key, value) pairs, which C does without calling back into
+# Python; a hook making dicts cost a call per object, and 2 MiB of ``{}`` is 700,000 of them. Only records
+# (the document, or the elements of an array) become dicts: that is where repeated keys are looked for.
+_DECODER = json.JSONDecoder(object_pairs_hook=tuple, parse_constant=_reject_constant)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# What follows an element of an array: a comma before the next one, or the closing bracket.
+_SEPARATOR = re.compile(r"[ \t\n\r]*(?:(?P<comma>,)[ \t\n\r]*|\])")
+
+
+def parse_json(body: bytes, max_batch_size: int | None = None) -> object:
     """The JSON document in ``body``; :class:`MalformedInput` for anything else.
 
     Python's parser accepts ``NaN`` and ``Infinity``, and guesses UTF-16 or UTF-32 from the
     bytes; JSON is UTF-8 (RFC 8259) and has neither constant, so those are refused here.
+
+    Records (the document, or each element of an array) are dicts; objects inside them stay tuples of
+    their (key, value) pairs, which :func:`schema.json_type` names as objects and nothing else reads.
+    With ``max_batch_size``, an array is refused with :class:`TooLarge` as soon as it has one element
+    more, before the rest of the body is parsed.
     """
-    try:
-        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant, object_pairs_hook=_object)
-    except json.JSONDecodeError as error:
-        raise MalformedInput(
-            f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
-        ) from None
-    except UnicodeDecodeError:
-        raise MalformedInput("The body is not valid JSON: it is not UTF-8 text.") from None
-    except RecursionError:
-        raise MalformedInput("The body is not valid JSON for this service: it is nested too deeply.") from None
-    except _Constant as error:
-        raise MalformedInput(f"The body is not valid JSON: {error}.") from None
-    except ValueError:
-        # The one other ValueError the parser raises: an integer longer than Python converts.
-        digits = sys.get_int_max_str_digits()
-        raise MalformedInput(
-            f"The body is not valid JSON for this service: a number has more than {digits} digits."
-        ) from None
+    with _CollectorPause():
+        try:
+            return _decode(body.decode("utf-8-sig"), max_batch_size)
+        except json.JSONDecodeError as error:
+            raise MalformedInput(
+                f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
+            ) from None
+        except UnicodeDecodeError:
+            raise MalformedInput("The body is not valid JSON: it is not UTF-8 text.") from None
+        except RecursionError:
+            raise MalformedInput("The body is not valid JSON for this service: it is nested too deeply.") from None
+        except _Constant as error:
+            raise MalformedInput(f"The body is not valid JSON: {error}.") from None
+        except ValueError:
+            # The one other ValueError the parser raises: an integer longer than Python converts.
+            digits = sys.get_int_max_str_digits()
+            raise MalformedInput(
+                f"The body is not valid JSON for this service: a number has more than {digits} digits."
+            ) from None
+
+
+class _CollectorPause:
+    """The cyclic garbage collector off inside; only the pause that turned it off turns it on again.
+
+    It runs every 700 new containers and walks the survivors again as they age: a body of a million
+    small arrays cost ten times its parse. A parsed body has no cycles, so nothing is missed. A
+    refusal's traceback holds the frames that hold the body: they are cleared before the collector resumes.
+    """
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        refusal: BaseException | None = error if isinstance(error, ServiceError) else None
+        while refusal is not None:
+            traceback.clear_frames(refusal.__traceback__)
+            refusal = refusal.__context__
+        if self.enabled:
+            gc.enable()
+
+
+def _decode(text: str, max_batch_size: int | None) -> object:
+    # json.loads, records made dicts, and an array at the top read element by element when its size is limited.
+    start = _skip_whitespace(text, 0)
+    document: object
+    if max_batch_size is not None and text.startswith("[", start):
+        document, end = _array(text, start + 1, max_batch_size)
+    else:
+        parsed, end = _DECODER.raw_decode(text, start)
+        document = _records(parsed)
+    end = _skip_whitespace(text, end)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return document
+
+
+def _array(text: str, start: int, limit: int) -> tuple[list[object], int]:
+    """The records of the array opened before ``start`` and where it ends; :class:`TooLarge` past ``limit``."""
+    # The errors are those json.loads gives for the same text.
+    elements: list[object] = []
+    end = _skip_whitespace(text, start)
+    if text.startswith("]", end):
+        return elements, end + 1
+    while len(elements) <= limit:
+        element, end = _DECODER.raw_decode(text, end)
+        elements.append(_record(element) if type(element) is tuple else element)
+        separator = _SEPARATOR.match(text, end)
+        if separator is None:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, _skip_whitespace(text, end))
+        end = separator.end()
+        if separator["comma"] is None:
+            return elements, end
+    raise TooLarge.batch_over(limit)
+
+
+def _skip_whitespace(text: str, index: int) -> int:
+    return _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]  # it matches the empty string
+
+
+def _records(document: object) -> object:
+    if type(document) is tuple:
+        return _record(document)
+    if type(document) is list:
+        return [_record(element) if type(element) is tuple else element for element in document]
+    return document
+
+
+def _record(pairs: tuple[tuple[str, object], ...]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) == len(pairs):
+        return record
+    repeated = _Repeated(record)
+    repeated.pairs = pairs
+    return repeated
 
 
 def parse_customers(document: object, max_batch_size: int) -> Request:
@@ -124,7 +213,9 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
             customer, customer_id = _clean(record, hints=failed < HINTED_RECORDS)
         except InvalidCustomer as error:
             failed += 1
-            problems.extend(problem.at(index) for problem in error.problems)
+            # Past the problems listed only their number is reported: those are not located.
+            listed = len(problems) < LISTED_PROBLEMS
+            problems.extend((problem.at(index) for problem in error.problems) if listed else error.problems)
             continue
         customers.append(customer)
         ids.append(customer_id)
@@ -134,12 +225,29 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
 
 
 def _clean(record: Mapping[str, object], hints: bool = True) -> tuple[schema.Customer, object]:
+    if len(record) > MAX_KEYS:
+        raise InvalidCustomer([Problem(None, f"has {len(record)} keys; a customer has at most {MAX_KEYS}")])
     if isinstance(record, _Repeated):
         # Keys that are not read may repeat (the last one is ignored like the first); a field may not.
-        read = [name for name in dict.fromkeys(map(schema.normalise, record.repeated)) if name in READ_FIELDS]
-        if read:
-            raise InvalidCustomer([Problem(name, "is given twice") for name in read])
+        twice = _given_twice(record)
+        if twice:
+            raise InvalidCustomer([Problem(name, "is given twice") for name in twice])
     return schema.clean_record(record, hints=hints)
+
+
+def _given_twice(record: _Repeated) -> list[str]:
+    """The fields ``record`` names more than once under the same key, in the order of their second mention."""
+    # A repeated object may have a million pairs: only the keys of fields are followed through them.
+    fields = {key: name for key in record if (name := schema.normalise(key)) in READ_FIELDS}
+    seen: set[str] = set()
+    twice: dict[str, None] = {}
+    if fields:
+        for key, _ in record.pairs:
+            if key in fields:
+                if key in seen:
+                    twice[fields[key]] = None
+                seen.add(key)
+    return list(twice)
 
 
 def score(
@@ -149,12 +257,13 @@ def score(
 
     Raises a domain error for a body it refuses.
     """
-    request = parse_customers(parse_json(body), max_batch_size)
-    probabilities = model.predict_proba(request.customers)
-    results = predictions(probabilities, request.ids, threshold)
-    if explainer is not None:
-        for result, customer, probability in zip(results, request.customers, probabilities, strict=True):
-            result.update(explainer.explain(customer, probability))
+    with _CollectorPause():
+        request = parse_customers(parse_json(body, max_batch_size), max_batch_size)
+        probabilities = model.predict_proba(request.customers)
+        results = predictions(probabilities, request.ids, threshold)
+        if explainer is not None:
+            for result, customer, probability in zip(results, request.customers, probabilities, strict=True):
+                result.update(explainer.explain(customer, probability))
     return Scored(request, probabilities, results)
 
 

@@ -101,7 +101,8 @@ def json_type(value: object) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, Mapping):
+    # The service's JSON parser leaves the objects inside a record as tuples of their (key, value) pairs.
+    if isinstance(value, (Mapping, tuple)):
         return "an object"
     if isinstance(value, list):
         return "an array"
@@ -307,7 +308,8 @@ class _Hints:
         for key in unknown:
             self.by_length.setdefault(len(key), []).append(key)
         self.comparisons = HINT_COMPARISONS
-        self.hints = HINTS
+        # Without unknown names there is nothing to compare: each missing field is simply required.
+        self.hints = HINTS if self.by_length else 0
 
     def missing_message(self, name: str) -> str:
         """``is required``, with the closest unknown name if one is close enough and the budget allows."""

@@ -58,6 +58,9 @@ def test_blank_is_not_zero_for_other_numbers():
         (None, "must be a number, not null"),
         ([41], "must be a number, not an array"),
         ({"value": 41}, "must be a number, not an object"),
+        # An object inside a record, as the service's JSON parser gives it.
+        ((("value", 41),), "must be a number, not an object"),
+        ((), "must be a number, not an object"),
     ],
 )
 def test_bad_numbers_are_named(value, message):
