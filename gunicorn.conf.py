@@ -73,7 +73,7 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """A worker is ready: start its prediction log's writer, so that /ready knows soon whether it can write."""
+    """A worker is ready: start its prediction log's writer (so /ready knows soon) and freeze what is loaded."""
     from churn.app import warm_up
 
     warm_up(worker.wsgi)

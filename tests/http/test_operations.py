@@ -1,5 +1,6 @@
 """Operating the service: API keys, request ids, security headers, JSON request logs, metrics and readiness."""
 
+import gc
 import io
 import json
 import sqlite3
@@ -8,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from churn.app import create_app
+from churn.app import create_app, warm_up
 from churn.examples import SAMPLE_CUSTOMER
 from churn.settings import Settings
 from churn.training import DATA_FILE
@@ -184,6 +185,23 @@ def test_predictions_are_logged_and_ready_says_so(client_with, tmp_path):
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT request_id, endpoint, customer_id FROM churn_predictions").fetchall()
     assert rows == [("logged-1", "/predict", "8879-zkjof")] * 2
+
+
+def test_warm_up_starts_the_log_writer_and_takes_the_loaded_objects_out_of_collections(client_with, tmp_path):
+    client = client_with(prediction_log=f"sqlite:///{tmp_path / 'predictions.db'}")
+    gc.unfreeze()
+    try:
+        warm_up(client.application)
+        assert gc.get_freeze_count() > 10_000
+        # A full collection no longer walks the model, the app and the libraries.
+        assert len(gc.get_objects()) < gc.get_freeze_count() / 10
+    finally:
+        gc.unfreeze()
+    deadline = time.monotonic() + 10
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the writer warm_up started never became ready"
+        time.sleep(0.05)
+    client.application.extensions["churn"].prediction_log.close(1)
 
 
 def test_ready_is_503_while_the_prediction_log_cannot_be_written(client_with, tmp_path):
