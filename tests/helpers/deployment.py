@@ -9,9 +9,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
 from ebcli.core import fileoperations, io
 
+from churn.doctor import Project
 from churn.settings import PROJECT_DIR
 
 PLATFORM = "Docker running on 64bit Amazon Linux 2023"
@@ -48,12 +48,13 @@ def bundle_files(bundle: Path) -> dict[str, int]:
         return {info.filename.removeprefix("./"): info.file_size for info in archive.infolist() if not info.is_dir()}
 
 
-def copied_sources(dockerfile: Path = DOCKERFILE) -> list[str]:
-    """What the Dockerfile copies from the build context (``COPY --from`` copies from a stage), as built without
-    build arguments, as Elastic Beanstalk builds it: ``${MODEL}`` is the default of ``ARG MODEL``."""
-    defaults = dict(argument.split("=", 1) for argument in dockerfile_instruction("ARG", dockerfile) if "=" in argument)
+def copied_sources(project: Path = PROJECT_DIR) -> list[str]:
+    """What the project's Dockerfile copies from the build context (``COPY --from`` copies from a stage), as built
+    without build arguments, as Elastic Beanstalk builds it: ``${MODEL}`` is the default of ``ARG MODEL``."""
+    dockerfile = Project(project).dockerfile
+    defaults = dict(argument.split("=", 1) for argument in dockerfile("ARG") if "=" in argument)
     sources = []
-    for arguments in dockerfile_instruction("COPY", dockerfile):
+    for arguments in dockerfile("COPY"):
         words = re.sub(r"\$\{(\w+)\}", lambda match: defaults[match.group(1)], arguments).split()
         if not any(word.startswith("--from") for word in words):
             sources += [word.rstrip("/") for word in words[:-1] if not word.startswith("--")]
@@ -61,19 +62,10 @@ def copied_sources(dockerfile: Path = DOCKERFILE) -> list[str]:
 
 
 def option_settings() -> dict[tuple[str, str], str]:
-    """Every ``(namespace, option name)`` set in .ebextensions/*.config, in either of EB's two syntaxes."""
-    settings: dict[tuple[str, str], str] = {}
-    for path in sorted((PROJECT_DIR / ".ebextensions").glob("*.config")):
-        document = yaml.safe_load(path.read_text())["option_settings"]
-        if isinstance(document, dict):
-            for namespace, options in document.items():
-                settings.update({(namespace, name): str(value) for name, value in options.items()})
-        else:
-            settings.update({(item["namespace"], item["option_name"]): str(item["value"]) for item in document})
-    return settings
+    """Every ``(namespace, option name)`` set in the project's .ebextensions/*.config, as the doctor reads them."""
+    return Project(PROJECT_DIR).option_settings()
 
 
-def dockerfile_instruction(name: str, dockerfile: Path = DOCKERFILE) -> list[str]:
-    """The arguments of each ``name`` instruction in the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
-    return [line.split(None, 1)[1] for line in text.splitlines() if line.split(None, 1)[:1] == [name]]
+def dockerfile_instruction(name: str) -> list[str]:
+    """The arguments of each ``name`` instruction in the project's Dockerfile, continuation lines joined."""
+    return Project(PROJECT_DIR).dockerfile(name)

@@ -122,7 +122,7 @@ def expected_bundle(project: Path) -> set[str]:
     for folder in (".ebextensions", ".platform"):
         files |= {str(path.relative_to(project)) for path in (project / folder).rglob("*") if path.is_file()}
     files |= {path.name for path in project.glob("model_C=*.bin*")}
-    for source in copied_sources(project / "Dockerfile"):
+    for source in copied_sources(project):
         path = project / source
         copied = {
             str(file.relative_to(project))
@@ -154,7 +154,7 @@ def test_bundle_holds_any_model_the_dockerfile_names(tmp_path):
         shutil.copy2(PROJECT_DIR / f"model_C=1.0.bin{suffix}", project / f"model_C=0.5.bin{suffix}")
     dockerfile = project / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("ARG MODEL=model_C=1.0.bin", "ARG MODEL=model_C=0.5.bin"))
-    assert {"model_C=0.5.bin", "model_C=0.5.bin.json"} <= set(copied_sources(dockerfile))
+    assert {"model_C=0.5.bin", "model_C=0.5.bin.json"} <= set(copied_sources(project))
 
     files = bundle_files(make_bundle(tmp_path / "other.zip", project))
     assert {"model_C=0.5.bin", "model_C=0.5.bin.json"} <= set(files)
