@@ -19,7 +19,12 @@ from churn.monitoring_endpoints import page_data, templates
 from churn.settings import Settings, SettingsError
 
 STATIC = Path(__file__).parent / "static"
-INLINED = {"css": "monitoring.css", "js": "monitoring.js", "chart": "vendor/chartjs/chart.umd.min.js"}
+INLINED = {
+    "css": "monitoring.css",
+    "key": "api-key.js",
+    "js": "monitoring.js",
+    "chart": "vendor/chartjs/chart.umd.min.js",
+}
 
 
 def render_report(monitor: Monitor, last: str | None, since: str | None, until: str | None) -> str:

@@ -7,8 +7,6 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const DATA = JSON.parse($("monitoring-data").textContent);
-  // The scoring page's key, if one was typed in this tab.
-  const KEY_STORAGE = "churn-api-key";
   const STATUS_COLOURS = { stable: "#1b7f4b", watch: "#d99a00", act: "#c0392b" };
   const REFERENCE_COLOUR = "#8a94a6", CURRENT_COLOUR = "#2f5bea";
   // Probability bands from green (stays) to red (leaves).
@@ -182,22 +180,8 @@
 
   const form = $("controls"), keyField = $("apikey"), button = $("refresh");
 
-  function storedKey() {
-    try {
-      return sessionStorage.getItem(KEY_STORAGE) || "";
-    } catch (error) {
-      return "";  // Storage disabled: the key lasts as long as the page.
-    }
-  }
-
-  function storeKey(key) {
-    try {
-      if (key) sessionStorage.setItem(KEY_STORAGE, key);
-      else sessionStorage.removeItem(KEY_STORAGE);
-    } catch (error) {
-      // As above.
-    }
-  }
+  // The key typed on either page in this tab (static/api-key.js).
+  const { stored: storedKey, store: storeKey } = window.churnApiKey;
 
   async function fetchFigures(path) {
     const key = keyField.value.trim();

@@ -14,8 +14,6 @@
   // How far outside the training range a value must be to warn: a share of the range's width, so a
   // tenure of 73 months (the data stops at 72) passes quietly but a monthly charge of 7985 does not.
   const RANGE_SLACK = 0.1;
-  // Kept for this tab only: never localStorage, never the URL.
-  const KEY_STORAGE = "churn-api-key";
   // The API's rule for numbers, as text: ASCII digits with at most one decimal point, nothing else.
   const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
   // How many contributions the chart shows each way.
@@ -26,22 +24,8 @@
   const keyField = $("apikey");
   $("threshold-mark").style.left = DATA.threshold * 100 + "%";
 
-  function storedKey() {
-    try {
-      return sessionStorage.getItem(KEY_STORAGE) || "";
-    } catch (error) {
-      return "";  // Storage disabled: the key lasts as long as the page.
-    }
-  }
-
-  function storeKey(key) {
-    try {
-      if (key) sessionStorage.setItem(KEY_STORAGE, key);
-      else sessionStorage.removeItem(KEY_STORAGE);
-    } catch (error) {
-      // As above.
-    }
-  }
+  // The key typed on either page in this tab (static/api-key.js).
+  const { stored: storedKey, store: storeKey } = window.churnApiKey;
 
   keyField.value = storedKey();
 
