@@ -35,9 +35,9 @@ from sqlalchemy import (
 
 from churn import schema
 from churn.drift import bin_labels, bucket_start, probability_bin, time_bucket
-from churn.errors import InvalidCustomer, MalformedInput, Problem, TooLarge
+from churn.errors import InvalidCustomer, Problem
 from churn.log_sinks import MAX_CUSTOMER_ID, OUTCOMES, PREDICTIONS
-from churn.prediction import parse_json
+from churn.prediction import batch_records, parse_json
 from churn.reference import PROBABILITY_EDGES
 
 # The log's request ids: what the service keeps of a caller's X-Request-ID, within the log's column.
@@ -66,17 +66,10 @@ def parse_feedback(body: bytes, max_batch_size: int, now: datetime) -> list[Outc
     document = parse_json(body)
     if isinstance(document, Mapping):
         return [parse_outcome(document, now)]
-    if not isinstance(document, list):
-        raise MalformedInput(
-            f"The body must be an outcome object or an array of them, not {schema.json_type(document)}."
-        )
-    if not document:
-        raise MalformedInput("The batch is empty: send at least one outcome.")
-    if len(document) > max_batch_size:
-        raise TooLarge.batch(len(document), max_batch_size)
+    batch = batch_records(document, max_batch_size, "outcome")
     outcomes: list[Outcome] = []
     problems: list[Problem] = []
-    for index, record in enumerate(document):
+    for index, record in enumerate(batch):
         try:
             if not isinstance(record, Mapping):
                 raise InvalidCustomer([Problem(None, f"must be an outcome object, not {schema.json_type(record)}")])

@@ -185,6 +185,23 @@ def _record(pairs: tuple[tuple[str, object], ...]) -> dict[str, object]:
     return repeated
 
 
+def batch_records(document: object, max_batch_size: int, noun: str) -> list[object]:
+    """The records of a body that is not one record (an object): it must be an array of 1 to ``max_batch_size``.
+
+    Anything else is refused as the API refuses it, naming what a record is (``noun``: ``customer``, ``outcome``).
+    """
+    article = "an" if noun[:1] in "aeiou" else "a"
+    if not isinstance(document, list):
+        raise MalformedInput(
+            f"The body must be {article} {noun} object or an array of them, not {schema.json_type(document)}."
+        )
+    if not document:
+        raise MalformedInput(f"The batch is empty: send at least one {noun}.")
+    if len(document) > max_batch_size:
+        raise TooLarge.batch(len(document), max_batch_size)
+    return document
+
+
 def parse_customers(document: object, max_batch_size: int) -> Request:
     """One customer object, or an array of them, cleaned by the schema's rule.
 
@@ -193,19 +210,12 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     if isinstance(document, Mapping):
         customer, customer_id = _clean(document)
         return Request([customer], [customer_id], batch=False)
-    if not isinstance(document, list):
-        raise MalformedInput(
-            f"The body must be a customer object or an array of them, not {schema.json_type(document)}."
-        )
-    if not document:
-        raise MalformedInput("The batch is empty: send at least one customer.")
-    if len(document) > max_batch_size:
-        raise TooLarge.batch(len(document), max_batch_size)
+    batch = batch_records(document, max_batch_size, "customer")
     customers: list[schema.Customer] = []
     ids: list[object] = []
     problems: list[Problem] = []
     failed = 0
-    for index, record in enumerate(document):
+    for index, record in enumerate(batch):
         if not isinstance(record, Mapping):
             problems.append(Problem(None, f"must be a customer object, not {schema.json_type(record)}", index))
             continue
