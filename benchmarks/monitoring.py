@@ -1,8 +1,10 @@
 """How long monitoring takes over a large window of the prediction log: ``python -m benchmarks.monitoring``.
 
 The log is filled with the Telco customers replayed as traffic, each with its real outcome, then copied
-until it holds ``--rows`` predictions; every copy has the outcome too, so the performance figures join and
-rank every row (the worst case). The figures: drift, performance and the page's data, median wall time.
+until it holds ``--rows`` predictions; every copy has the outcome too, so the performance figures join
+every row (the worst case). The figures, in wall time: the first look at the window (which counts its
+blocks from the rows and stores their tallies), later looks (the median), and after new outcomes: how
+long the service takes to count the performance tallies again (in the background), and a look after that.
 """
 
 from __future__ import annotations
@@ -95,38 +97,64 @@ def telco_log(url: URL, rows: int, monitor: Monitor) -> None:
     copy_until(url, rows)
 
 
-def timed(function: Callable[[], object]) -> float:
-    """Median wall seconds of ``function`` over :data:`ROUNDS` calls: the user waits for the database too."""
+def timed(function: Callable[[], object], rounds: int = ROUNDS) -> float:
+    """Median wall seconds of ``function`` over ``rounds`` calls: the user waits for the database too."""
     seconds = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         started = time.perf_counter()
         function()
         seconds.append(time.perf_counter() - started)
     return statistics.median(seconds)
 
 
+def settle(url: URL) -> None:
+    """Do what PostgreSQL's autovacuum does to a log within a minute or so of a large insert.
+
+    It vacuums an insert-only table of itself (``autovacuum_vacuum_insert_threshold``), after which counting
+    ids reads no row: a long-lived log is in that state, a table filled a second ago is not.
+    """
+    if url.get_backend_name() != "postgresql":
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"VACUUM ANALYZE {PREDICTIONS.name}")
+    finally:
+        engine.dispose()
+
+
 def figures(url: URL, rows: int) -> str:
-    """Fill the log at ``url`` and time drift, performance and both (what the page asks for) over ``rows``."""
+    """Fill the log at ``url`` and time drift and performance (what the page asks for) over ``rows``."""
     model = load_model(Settings().model_path)
     monitor = Monitor(url, model.metadata["reference"], MonitoringSettings())  # type: ignore[arg-type]
     try:
         started = time.perf_counter()
         telco_log(url, rows, monitor)
+        settle(url)
         filled = time.perf_counter() - started
         window = Window(last=rows)
-        drift = timed(lambda: monitor.drift(window))
-        performance = timed(lambda: monitor.performance(window))
+        # The first look counts every block from its rows and stores the blocks' tallies; later looks read them.
+        first = timed(lambda: monitor.drift(window), 1), timed(lambda: monitor.performance(window), 1)
+        later = timed(lambda: monitor.drift(window)), timed(lambda: monitor.performance(window))
+        # New outcomes make the stored performance tallies stale: a thread counts them again, which close() awaits.
+        started = time.perf_counter()
+        monitor.record([Outcome("telco-0", None, True, START + timedelta(days=366))])
+        monitor.close()
+        refreshed = time.perf_counter() - started
+        after = timed(lambda: monitor.performance(window), 1)
     finally:
         monitor.close()
-    both = drift + performance
-    verdict = "met" if both <= GOAL_SECONDS else "NOT MET"
+    verdict = "met" if sum(later) <= GOAL_SECONDS else "NOT MET"
     return "\n".join(
         [
             f"Monitoring over the last {rows:,} predictions, all with an outcome ({url.get_backend_name()}; "
-            f"filled in {filled:.0f} s), median of {ROUNDS}",
-            f"  GET /monitoring/drift         {drift:6.2f} s",
-            f"  GET /monitoring/performance   {performance:6.2f} s",
-            f"  the page (both)               {both:6.2f} s   goal <= {GOAL_SECONDS:g} s: {verdict}",
+            f"filled in {filled:.0f} s)",
+            "                                 drift   performance   the page (both)",
+            f"  first look (counts, stores)  {first[0]:6.2f} s  {first[1]:6.2f} s  {sum(first):6.2f} s",
+            f"  later looks (median of {ROUNDS})    {later[0]:6.2f} s  {later[1]:6.2f} s  {sum(later):6.2f} s"
+            f"   goal <= {GOAL_SECONDS:g} s: {verdict}",
+            f"  new outcomes: their tallies counted again in the background in {refreshed:.2f} s, "
+            f"then a look {after:.2f} s",
         ]
     )
 

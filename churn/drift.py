@@ -1,16 +1,17 @@
 """Drift: how far the logged customers and probabilities are from the training reference, counted in SQL.
 
-One scan of the window counts, for every feature, the rows of each training category or below each of the
-reference's bin edges; the shares, the population stability index (PSI) and the share never seen in training
-follow from those few numbers, so the cost does not depend on Python seeing rows. Also here: the SQL that puts
-rows in time buckets and probability bins, which the outcomes' figures share.
+An aggregate query counts, for every feature, the rows of each training category or below each of the
+reference's bin edges, and another the rows per day and probability tenth: a :class:`DriftTally`, which adds
+up across blocks of the log (:mod:`churn.summaries`). The shares, the population stability index (PSI) and
+the share never seen in training follow from those few numbers, so the cost does not depend on Python seeing
+rows. Also here: the SQL that puts rows in time buckets and probability bins, which the outcomes' figures share.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -208,6 +209,74 @@ def counters(reference_document: Mapping[str, Any]) -> list[_Counter]:
     return found
 
 
+@dataclass
+class DriftTally:
+    """What drift is computed from, for some rows; tallies add up.
+
+    Their number, first and last time, the counters' counts in order, and per day (:func:`time_bucket` of
+    width 1) the rows in each probability tenth.
+    """
+
+    rows: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    counts: list[int] = field(default_factory=list)
+    days: dict[int, list[int]] = field(default_factory=dict)
+
+    def add(self, other: DriftTally) -> None:
+        """Count ``other``'s rows in too."""
+        if not other.rows:
+            return
+        self.rows += other.rows
+        self.first = other.first if self.first is None else min(self.first, other.first)  # type: ignore[type-var]
+        self.last = other.last if self.last is None else max(self.last, other.last)  # type: ignore[type-var]
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)] if self.counts else other.counts
+        for day, shares in other.days.items():
+            mine = self.days.setdefault(day, [0] * len(shares))
+            self.days[day] = [a + b for a, b in zip(mine, shares, strict=True)]
+
+    def as_json(self) -> dict[str, object]:
+        """The stored form (:meth:`from_json` reads it)."""
+        return {
+            "rows": self.rows,
+            "first": None if self.first is None else self.first.isoformat(),
+            "last": None if self.last is None else self.last.isoformat(),
+            "counts": self.counts,
+            "days": [[day, *shares] for day, shares in self.days.items()],
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> DriftTally:
+        """A tally stored by :meth:`as_json`."""
+        return cls(
+            document["rows"],
+            as_utc(document["first"]),
+            as_utc(document["last"]),
+            document["counts"],
+            {day: shares for day, *shares in document["days"]},
+        )
+
+
+def tally(connection: Connection, where: ColumnElement[bool], found: Sequence[_Counter]) -> DriftTally:
+    """The rows ``where`` selects, counted for the counters ``found``: two aggregate queries."""
+    logged_at = PREDICTIONS.c.logged_at
+    columns: list[ColumnElement[Any]] = [func.count(), func.min(logged_at), func.max(logged_at)]
+    for counter in found:
+        columns += counter.counts()
+    row = connection.execute(select(*columns).where(where)).one()
+    if not row[0]:
+        return DriftTally()
+    inner = select(
+        time_bucket(logged_at, 1).label("day"), probability_bin(PREDICTIONS.c.probability).label("bin")
+    ).where(where).subquery()  # fmt: skip
+    days: dict[int, list[int]] = {}
+    bins = len(reference.PROBABILITY_EDGES) - 1
+    result: Any = connection.execute(select(inner.c.day, inner.c.bin, func.count()).group_by(inner.c.day, inner.c.bin))
+    for day, index, count in result:
+        days.setdefault(int(day), [0] * bins)[int(index)] += int(count)
+    return DriftTally(int(row[0]), as_utc(row[1]), as_utc(row[2]), [int(n) for n in row[3:]], days)
+
+
 @dataclass(frozen=True)
 class Drift:
     """The window's drift: its rows, first and last prediction, and each distribution against training's."""
@@ -219,38 +288,25 @@ class Drift:
     probability: FeatureDrift
 
 
-def measure(
-    connection: Connection, where: ColumnElement[bool], reference_document: Mapping[str, Any], watch: float, act: float
-) -> Drift | None:
-    """Every distribution of the rows ``where`` selects, in one scan; ``None`` when it selects none."""
-    found = counters(reference_document)
-    spans = []
-    logged_at = PREDICTIONS.c.logged_at
-    columns: list[ColumnElement[Any]] = [func.count(), func.min(logged_at), func.max(logged_at)]
-    for counter in found:
-        counts = counter.counts()
-        spans.append((counter, len(columns), len(columns) + len(counts)))
-        columns += counts
-    row = connection.execute(select(*columns).where(where)).one()
-    rows, first, last = int(row[0]), as_utc(row[1]), as_utc(row[2])
-    if not rows or first is None or last is None:
+def measure(counted: DriftTally, found: Sequence[_Counter], watch: float, act: float) -> Drift | None:
+    """Every distribution of the tallied rows against training's; ``None`` when there are none."""
+    if not counted.rows or counted.first is None or counted.last is None:
         return None
-    drifts = [counter.drift([int(n) for n in row[start:end]], rows, watch, act) for counter, start, end in spans]
-    return Drift(rows, first, last, drifts[:-1], drifts[-1])
+    drifts, start = [], 0
+    for counter in found:
+        width = len(counter.counts())
+        drifts.append(counter.drift(counted.counts[start : start + width], counted.rows, watch, act))
+        start += width
+    return Drift(counted.rows, counted.first, counted.last, drifts[:-1], drifts[-1])
 
 
-def timeline(connection: Connection, where: ColumnElement[bool], days: int) -> list[dict[str, object]]:
+def timeline(counted: DriftTally, days: int) -> list[dict[str, object]]:
     """The share of each probability tenth per ``days``-long bucket, oldest first."""
-    inner = select(
-        time_bucket(PREDICTIONS.c.logged_at, days).label("bucket"),
-        probability_bin(PREDICTIONS.c.probability).label("bin"),
-    ).where(where).subquery()  # fmt: skip
-    query = select(inner.c.bucket, inner.c.bin, func.count()).group_by(inner.c.bucket, inner.c.bin)
     buckets: dict[int, list[int]] = {}
-    bins = len(reference.PROBABILITY_EDGES) - 1
-    result: Any = connection.execute(query)
-    for bucket, index, count in result:
-        buckets.setdefault(int(bucket), [0] * bins)[int(index)] += int(count)
+    for day, counts in counted.days.items():
+        # A day's bucket number is whole days since the epoch's Monday, so a wider bucket's is a whole division.
+        bucket = buckets.setdefault(day // days, [0] * len(counts))
+        buckets[day // days] = [a + b for a, b in zip(bucket, counts, strict=True)]
     return [
         {
             "start": bucket_start(bucket, days).isoformat(),

@@ -7,6 +7,8 @@ computation first pins the newest row's id, so that rows written meanwhile do no
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -19,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, func, inspect, select
 from sqlalchemy.engine import URL
 
-from churn import drift, outcomes
+from churn import drift, outcomes, summaries
 from churn.errors import MalformedInput
 from churn.log_sinks import CONNECT_TIMEOUT_S, PREDICTIONS, SQLITE_BUSY_TIMEOUT_S, database_url
 from churn.settings import Settings, SettingsError
@@ -36,6 +38,8 @@ NO_OUTCOMES = (
 )
 _DURATION = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# How long close() lets a refresh of the performance tallies finish.
+REFRESH_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,13 @@ class Monitor:
         self.settings = settings
         self.clock = clock
         self._engine: Engine | None = None
+        # Stored drift tallies count against these reference bins only.
+        self._reference_digest = hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()
         self._pid = 0
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._refreshing: threading.Thread | None = None
+        self._refresh_again = False
 
     def window(self, last: str | None = None, since: str | None = None, until: str | None = None) -> Window:
         """:meth:`Window.parse` at the monitor's clock."""
@@ -148,43 +157,68 @@ class Monitor:
             "window": window.as_dict(settings.window),
             "thresholds": {"watch": settings.psi_watch, "act": settings.psi_act},
         }
+        counters = drift.counters(self.reference)
+        kind = summaries.Kind(
+            "drift", self._reference_digest, lambda c, w: drift.tally(c, w, counters), drift.DriftTally.from_json,
+            drift.DriftTally,
+        )  # fmt: skip
         with self.engine().connect() as connection:
-            where = self._scope(connection, window)
-            if where is None:
+            newest = self._newest(connection)
+            if newest is None:
                 return {**document, "rows": 0, "message": NO_PREDICTIONS}
-            found = drift.measure(connection, where, self.reference, settings.psi_watch, settings.psi_act)
-            if found is None:
-                return {**document, "rows": 0, "message": EMPTY_WINDOW}
-            days = drift.bucket_days(found.first, found.last)
-            buckets = drift.timeline(connection, where, days)
+            counted = self._counted(connection, window, kind, newest)
+        summaries.store(self.engine(), kind, counted)
+        measured = drift.measure(counted.tally, counters, settings.psi_watch, settings.psi_act)
+        if measured is None:
+            return {**document, "rows": 0, "message": EMPTY_WINDOW}
+        days = drift.bucket_days(measured.first, measured.last)
         return {
             **document,
-            "rows": found.rows,
+            "rows": measured.rows,
             "message": None,
-            "first_logged_at": found.first.isoformat(),
-            "last_logged_at": found.last.isoformat(),
-            "features": [feature.as_dict() for feature in found.features],
-            "probability": found.probability.as_dict(),
-            "timeline": {"bucket_days": days, "bins": found.probability.bins, "buckets": buckets},
+            "first_logged_at": measured.first.isoformat(),
+            "last_logged_at": measured.last.isoformat(),
+            "features": [feature.as_dict() for feature in measured.features],
+            "probability": measured.probability.as_dict(),
+            "timeline": {
+                "bucket_days": days,
+                "bins": measured.probability.bins,
+                "buckets": drift.timeline(counted.tally, days),
+            },
         }
 
     def performance(self, window: Window) -> dict[str, object]:
         """Realised AUC, precision, recall and calibration in ``window``, overall and per week."""
         document: dict[str, object] = {"window": window.as_dict(self.settings.window)}
         with self.engine().connect() as connection:
-            where = self._scope(connection, window)
-            if where is None:
+            newest = self._newest(connection)
+            if newest is None:
                 return {**document, "labelled": 0, "message": NO_PREDICTIONS}
             if not inspect(connection).has_table(outcomes.OUTCOMES.name):
                 return {**document, "labelled": 0, "message": NO_OUTCOMES}
-            figures = outcomes.performance(connection, where)
+            kind = self._performance_kind(connection)
+            counted = self._counted(connection, window, kind, newest)
+        summaries.store(self.engine(), kind, counted)
+        figures = outcomes.performance(counted.tally)
         return {**document, "message": None if figures["labelled"] else NO_OUTCOMES, **figures}
 
     def record(self, found: Sequence[outcomes.Outcome]) -> int:
-        """Store outcomes, creating their table the first time; how many subjects were stored."""
+        """Store outcomes, creating their table the first time; how many subjects were stored.
+
+        New outcomes make the stored performance tallies stale; a thread of this process counts them again
+        (:meth:`_refresh`), so that the next look at a large window reads tallies rather than rows.
+        """
         with self.engine().begin() as connection:
             outcomes.OUTCOMES.create(connection, checkfirst=True)
-            return outcomes.record(connection, found, self.clock())
+            outcomes.REVISIONS.create(connection, checkfirst=True)
+            stored = outcomes.record(connection, found, self.clock())
+        with self._refresh_lock:
+            if self._refreshing is not None:
+                self._refresh_again = True
+            else:
+                self._refreshing = threading.Thread(target=self._refresh, name="monitoring-refresh", daemon=True)
+                self._refreshing.start()
+        return stored
 
     def engine(self) -> Engine:
         """The engine of this process: a pool must not cross a fork, so a worker makes its own."""
@@ -195,28 +229,76 @@ class Monitor:
             return self._engine
 
     def close(self) -> None:
-        """Close this process's connections."""
+        """Let a refresh of the tallies finish (for up to :data:`REFRESH_WAIT_S`), then close the connections."""
+        with self._refresh_lock:
+            refreshing = self._refreshing
+        if refreshing is not None:
+            refreshing.join(REFRESH_WAIT_S)
         with self._lock:
             if self._engine is not None and self._pid == os.getpid():
                 self._engine.dispose()
             self._engine = None
 
-    def _scope(self, connection: Connection, window: Window) -> ColumnElement[bool] | None:
-        """The SQL condition selecting the window's rows; ``None`` when nothing was ever logged."""
-        ids = PREDICTIONS.c.id
+    def _refresh(self) -> None:
+        """Count the performance tallies new outcomes made stale again, until no more outcomes came meanwhile."""
+        while True:
+            try:
+                with self.engine().connect() as connection:
+                    kind = self._performance_kind(connection)
+                    span = summaries.stale(connection, kind)
+                    counted = None if span is None else summaries.total(connection, kind, span)
+                if counted is not None:
+                    summaries.store(self.engine(), kind, counted)
+            except Exception:
+                logger.exception("monitoring: cannot count the performance tallies again after new outcomes")
+            with self._refresh_lock:
+                if not self._refresh_again:
+                    self._refreshing = None
+                    return
+                self._refresh_again = False
+
+    @staticmethod
+    def _performance_kind(connection: Connection) -> summaries.Kind[outcomes.PerformanceTally]:
+        """Performance tallies, made on the outcomes known now."""
+        return summaries.Kind(
+            "performance", outcomes.known(connection), outcomes.tally, outcomes.PerformanceTally.from_json,
+            outcomes.PerformanceTally,
+        )  # fmt: skip
+
+    @staticmethod
+    def _newest(connection: Connection) -> int | None:
+        """The newest logged row's id, ``None`` when nothing was ever logged.
+
+        Windows end there, so that rows logged during a computation do not blur its figures.
+        """
         if not inspect(connection).has_table(PREDICTIONS.name):
             return None
-        newest = connection.scalar(select(func.max(ids)))
-        if newest is None:
-            return None
+        return connection.scalar(select(func.max(PREDICTIONS.c.id)))
+
+    def _counted(
+        self, connection: Connection, window: Window, kind: summaries.Kind[summaries.T], newest: int
+    ) -> summaries.Counted[summaries.T]:
+        """The tally of the window's rows up to id ``newest``."""
+        ids, logged_at = PREDICTIONS.c.id, PREDICTIONS.c.logged_at
         if window.since is not None:
-            conditions = [ids <= newest, PREDICTIONS.c.logged_at >= window.since]
+            conditions = [ids <= newest, logged_at >= window.since]
             if window.until is not None:
-                conditions.append(PREDICTIONS.c.logged_at < window.until)
-            return and_(*conditions)
-        last = window.last or self.settings.window
-        oldest = connection.scalar(select(ids).where(ids <= newest).order_by(ids.desc()).offset(last - 1).limit(1))
-        return and_(ids <= newest, ids >= oldest) if oldest is not None else ids <= newest
+                conditions.append(logged_at < window.until)
+            bounds: Any = connection.execute(select(func.min(ids), func.max(ids)).where(*conditions)).one()
+            first, last = bounds
+            span = (
+                summaries.Span(newest + 1, newest)
+                if first is None
+                else summaries.Span(first, last, window.since, window.until)
+            )
+            return summaries.total(connection, kind, span)
+        count = window.last or self.settings.window
+        # Ids without gaps, as they mostly are, give the oldest at once; else the index is walked back from the newest.
+        counted = summaries.total(connection, kind, summaries.Span(max(newest - count + 1, 0), newest))
+        if counted.rows < count and newest >= count:
+            oldest = connection.scalar(select(ids).where(ids <= newest).order_by(ids.desc()).offset(count - 1).limit(1))
+            counted = summaries.total(connection, kind, summaries.Span(0 if oldest is None else oldest, newest))
+        return counted
 
 
 class MonitoringGauges:

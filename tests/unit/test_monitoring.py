@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,11 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
-from sqlalchemy import update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.engine import URL
 
 from benchmarks.monitoring import START, STEP, replay
 from churn import monitor as monitor_cli
+from churn import summaries
+from churn.drift import DriftTally
 from churn.errors import InvalidCustomer, MalformedInput
 from churn.log_sinks import PREDICTIONS, database_url
 from churn.model import ChurnModel
@@ -31,6 +35,7 @@ from churn.monitoring import (
 from churn.outcomes import Outcome, parse_feedback
 from churn.reference import PROBABILITY_EDGES
 from churn.settings import Settings, SettingsError
+from churn.summaries import SUMMARIES
 from churn.training import DATA_FILE, load_dataset
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -343,3 +348,128 @@ def test_the_report_is_one_file_with_its_figures_and_nothing_to_fetch(
     assert 'src="' not in html
     assert 'href="static' not in html
     assert monitor_cli.main(["report", "--since", "soon", "-o", str(output), "--log", url.render_as_string()]) == 2
+
+
+def rounded(document: object) -> object:
+    """``document`` with its numbers to 9 decimals: tallies added block by block sum floats in another order."""
+    if isinstance(document, dict):
+        return {key: rounded(value) for key, value in document.items()}
+    if isinstance(document, list):
+        return [rounded(value) for value in document]
+    return round(document, 9) if isinstance(document, float) else document
+
+
+def figures(monitor: Monitor, windows: list[Window]) -> object:
+    return rounded([[monitor.drift(window), monitor.performance(window)] for window in windows])
+
+
+def stored_blocks(monitor: Monitor, kind: str) -> list[int]:
+    with monitor.engine().connect() as connection:
+        return sorted(connection.scalars(select(SUMMARIES.c.block).where(SUMMARIES.c.kind == kind)))
+
+
+@pytest.fixture
+def log_of_blocks(url: URL, monkeypatch: pytest.MonkeyPatch) -> Monitor:
+    """200 varied predictions, each with an outcome, in blocks of 16 rows."""
+    monkeypatch.setattr(summaries, "BLOCK_ROWS", 16)
+    rng = random.Random(3)
+    probabilities = [rng.random() for _ in range(200)]
+    contracts = rng.choices(["month-to-month", "one_year", "two_year"], k=200)
+    replay(url, [{"contract": c, "tenure": rng.uniform(0, 25)} for c in contracts], probabilities, "b-")  # type: ignore[arg-type]
+    monitor = monitor_of(url, HAND_REFERENCE)
+    monitor.record([Outcome(f"b-{i}", None, rng.random() < p, NOW) for i, p in enumerate(probabilities)])
+    return monitor
+
+
+# Ids run from 1 to 200; blocks of 16 hold ids 16n to 16n + 15.
+WINDOWS = [
+    Window(last=150),
+    Window(last=37),
+    Window(last=1000),
+    Window(since=START + 20 * STEP, until=START + 170 * STEP),
+    Window(since=START + 50 * STEP),
+]
+
+
+def test_stored_block_tallies_give_the_figures_the_rows_give(
+    log_of_blocks: Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = figures(log_of_blocks, WINDOWS)
+    # Blocks 0 to 11 are whole in the window of all (ids start at 1); block 12 ends at 200, partial.
+    assert stored_blocks(log_of_blocks, "drift") == list(range(12))
+    assert stored_blocks(log_of_blocks, "performance") == list(range(12))
+    again = figures(log_of_blocks, WINDOWS)
+    monkeypatch.setattr(summaries, "BLOCK_ROWS", 10**9)
+    from_rows = figures(log_of_blocks, WINDOWS)
+
+    assert first == again == from_rows
+    assert [document[0]["rows"] for document in from_rows] == [150, 37, 200, 150, 150]  # type: ignore[index]
+
+
+def test_a_stored_tally_serves_only_while_its_block_holds_the_rows_and_outcomes_it_counted(
+    url: URL, log_of_blocks: Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor, everything = log_of_blocks, [Window(last=1000)]
+    figures(monitor, everything)
+    # Served from storage: a tally emptied behind the monitor's back takes its block's 16 rows away.
+    with monitor.engine().begin() as connection:
+        connection.execute(
+            update(SUMMARIES)
+            .where(SUMMARIES.c.kind == "drift", SUMMARIES.c.block == 5)
+            .values(tally=json.dumps(DriftTally().as_json()))
+        )
+    assert monitor.drift(Window(last=1000))["rows"] == 200 - 16
+    with monitor.engine().begin() as connection:
+        connection.execute(delete(SUMMARIES).where(SUMMARIES.c.block == 5))
+
+    def changed(change: Callable[[Connection], object]) -> None:
+        with monitor.engine().begin() as connection:
+            change(connection)
+        stored = figures(monitor, everything)
+        monkeypatch.setattr(summaries, "BLOCK_ROWS", 10**9)
+        assert stored == figures(monitor, everything)
+        monkeypatch.setattr(summaries, "BLOCK_ROWS", 16)
+
+    # A row deleted, then one committed late into the gap (PostgreSQL's ids may commit out of order).
+    changed(lambda connection: connection.execute(delete(PREDICTIONS).where(PREDICTIONS.c.id == 40)))
+    changed(lambda connection: connection.execute(update(PREDICTIONS).where(PREDICTIONS.c.id == 100).values(id=40)))
+    assert monitor.drift(Window(last=1000))["rows"] == 199
+    # Outcomes sent again, the other way round.
+    monitor.record([Outcome(f"b-{i}", None, i % 2 == 0, NOW) for i in range(200)])
+    changed(lambda connection: None)
+    # Another model's reference: other bins.
+    other = {**HAND_REFERENCE, "numerical": {"tenure": {"edges": [0.0, 5.0, 25.0], "shares": [0.3, 0.7]}}}
+    tenure = by_name(monitor_of(url, other).drift(Window(last=1000)))["tenure"]
+    assert sum(tenure["current"]) + tenure["unseen_share"] == pytest.approx(1.0)  # type: ignore[operator]
+    assert tenure["unseen_share"] == 0.0
+
+
+def test_a_window_of_the_last_n_counts_n_rows_when_ids_have_gaps(log_of_blocks: Monitor) -> None:
+    with log_of_blocks.engine().begin() as connection:
+        connection.execute(delete(PREDICTIONS).where(PREDICTIONS.c.id.between(150, 179)))
+    found = log_of_blocks.drift(Window(last=100))
+    assert found["rows"] == 100
+    # Ids 200 to 180, then 149 down to 71, logged at START + (id - 1) steps.
+    assert found["first_logged_at"] == (START + 70 * STEP).isoformat()
+
+
+def test_new_outcomes_have_the_stale_performance_tallies_counted_again_in_the_background(
+    log_of_blocks: Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bases() -> set[str]:
+        with log_of_blocks.engine().connect() as connection:
+            return set(connection.scalars(select(SUMMARIES.c.basis).where(SUMMARIES.c.kind == "performance")))
+
+    figures(log_of_blocks, [Window(last=1000)])
+    before = bases()
+    log_of_blocks.record([Outcome(f"b-{i}", None, i % 3 == 0, NOW) for i in range(200)])
+    log_of_blocks.close()  # Lets the refresh finish.
+
+    after = bases()
+    assert len(after) == 1
+    assert after != before
+    assert stored_blocks(log_of_blocks, "performance") == list(range(12))
+    stored = rounded(log_of_blocks.performance(Window(last=1000)))
+    assert bases() == after
+    monkeypatch.setattr(summaries, "BLOCK_ROWS", 10**9)
+    assert stored == rounded(log_of_blocks.performance(Window(last=1000)))
