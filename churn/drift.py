@@ -137,7 +137,7 @@ class FeatureDrift:
         return asdict(self)
 
 
-class _Counter(ABC):
+class Distribution(ABC):
     """The SQL counts one distribution needs, and the shares they give."""
 
     def __init__(self, name: str, kind: str, column: ColumnElement[Any], bins: list[str], expected: list[float]):
@@ -152,6 +152,7 @@ class _Counter(ABC):
         """The share of the ``rows`` in each training bin, from the selected ``counts``."""
 
     def drift(self, counts: Sequence[int], rows: int, watch: float, act: float) -> FeatureDrift:
+        """The distribution in ``rows`` counted as :meth:`counts`, against training's."""
         current = self.shares(counts, rows)
         unseen = max(0.0, 1.0 - sum(current))
         psi = reference.psi([*self.expected, 0.0], [*current, unseen])
@@ -160,7 +161,7 @@ class _Counter(ABC):
         )
 
 
-class _Categories(_Counter):
+class _Categories(Distribution):
     """A categorical feature: the rows of each category training had."""
 
     def __init__(self, name: str, shares: Mapping[str, float]) -> None:
@@ -175,7 +176,7 @@ class _Categories(_Counter):
         return [count / rows for count in counts]
 
 
-class _Bins(_Counter):
+class _Bins(Distribution):
     """A number: the rows below each edge, and at or below the last, from which each bin's rows follow."""
 
     def __init__(self, name: str, kind: str, column: ColumnElement[Any], edges: list[float], shares: list[float]):
@@ -193,10 +194,10 @@ class _Bins(_Counter):
         return [(top - bottom) / rows for bottom, top in zip(below, tops, strict=False)]
 
 
-def counters(reference_document: Mapping[str, Any]) -> list[_Counter]:
+def counters(reference_document: Mapping[str, Any]) -> list[Distribution]:
     """A counter for every feature of the reference that the log has a column for, then the probability."""
     columns = PREDICTIONS.c
-    found: list[_Counter] = [
+    found: list[Distribution] = [
         _Categories(name, shares) for name, shares in reference_document["categorical"].items() if name in columns
     ]
     found += [
@@ -257,7 +258,7 @@ class DriftTally:
         )
 
 
-def tally(connection: Connection, where: ColumnElement[bool], found: Sequence[_Counter]) -> DriftTally:
+def tally(connection: Connection, where: ColumnElement[bool], found: Sequence[Distribution]) -> DriftTally:
     """The rows ``where`` selects, counted for the counters ``found``: two aggregate queries."""
     logged_at = PREDICTIONS.c.logged_at
     columns: list[ColumnElement[Any]] = [func.count(), func.min(logged_at), func.max(logged_at)]
@@ -288,7 +289,7 @@ class Drift:
     probability: FeatureDrift
 
 
-def measure(counted: DriftTally, found: Sequence[_Counter], watch: float, act: float) -> Drift | None:
+def measure(counted: DriftTally, found: Sequence[Distribution], watch: float, act: float) -> Drift | None:
     """Every distribution of the tallied rows against training's; ``None`` when there are none."""
     if not counted.rows or counted.first is None or counted.last is None:
         return None

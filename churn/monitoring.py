@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, inspect, select
 from sqlalchemy.engine import URL
 
 from churn import drift, outcomes, summaries
+from churn.drift import Distribution, DriftTally
 from churn.errors import MalformedInput
 from churn.log_sinks import CONNECT_TIMEOUT_S, PREDICTIONS, SQLITE_BUSY_TIMEOUT_S, database_url
 from churn.settings import Settings, SettingsError
@@ -38,8 +39,11 @@ NO_OUTCOMES = (
 )
 _DURATION = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-# How long close() lets a refresh of the performance tallies finish.
+# How long close() lets the background counting of tallies finish.
 REFRESH_WAIT_S = 30.0
+# The background counting keeps the tallies of this many most recent predictions counted: the largest
+# window a first look answers as fast as a later one.
+KEEP_COUNTED = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,7 @@ class Monitor:
             "thresholds": {"watch": settings.psi_watch, "act": settings.psi_act},
         }
         counters = drift.counters(self.reference)
-        kind = summaries.Kind(
-            "drift", self._reference_digest, lambda c, w: drift.tally(c, w, counters), drift.DriftTally.from_json,
-            drift.DriftTally,
-        )  # fmt: skip
+        kind = self._drift_kind(counters)
         with self.engine().connect() as connection:
             newest = self._newest(connection)
             if newest is None:
@@ -205,20 +206,27 @@ class Monitor:
     def record(self, found: Sequence[outcomes.Outcome]) -> int:
         """Store outcomes, creating their table the first time; how many subjects were stored.
 
-        New outcomes make the stored performance tallies stale; a thread of this process counts them again
-        (:meth:`_refresh`), so that the next look at a large window reads tallies rather than rows.
+        New outcomes make the stored performance tallies stale: they are counted again (:meth:`keep_counted`).
         """
         with self.engine().begin() as connection:
             outcomes.OUTCOMES.create(connection, checkfirst=True)
             outcomes.REVISIONS.create(connection, checkfirst=True)
             stored = outcomes.record(connection, found, self.clock())
+        self.keep_counted()
+        return stored
+
+    def keep_counted(self) -> None:
+        """Count, in a thread of this process, the tallies a look would have to count, so it reads them instead.
+
+        Those of whole blocks among the last :data:`KEEP_COUNTED` predictions that have none, and those made
+        stale by new outcomes or another model. If counting is under way, it runs again once done.
+        """
         with self._refresh_lock:
             if self._refreshing is not None:
                 self._refresh_again = True
             else:
-                self._refreshing = threading.Thread(target=self._refresh, name="monitoring-refresh", daemon=True)
+                self._refreshing = threading.Thread(target=self._refresh, name="monitoring-count", daemon=True)
                 self._refreshing.start()
-        return stored
 
     def engine(self) -> Engine:
         """The engine of this process: a pool must not cross a fork, so a worker makes its own."""
@@ -240,22 +248,47 @@ class Monitor:
             self._engine = None
 
     def _refresh(self) -> None:
-        """Count the performance tallies new outcomes made stale again, until no more outcomes came meanwhile."""
+        """:meth:`keep_counted`'s thread: count until nothing new came meanwhile."""
         while True:
             try:
-                with self.engine().connect() as connection:
-                    kind = self._performance_kind(connection)
-                    span = summaries.stale(connection, kind)
-                    counted = None if span is None else summaries.total(connection, kind, span)
-                if counted is not None:
-                    summaries.store(self.engine(), kind, counted)
+                self._count_ahead()
             except Exception:
-                logger.exception("monitoring: cannot count the performance tallies again after new outcomes")
+                logger.exception("monitoring: cannot count the tallies of the prediction log in the background")
             with self._refresh_lock:
                 if not self._refresh_again:
                     self._refreshing = None
                     return
                 self._refresh_again = False
+
+    def _count_ahead(self) -> None:
+        """Count and store the tallies of the recent whole blocks, then of the stale ones, for drift and performance."""
+        counters = drift.counters(self.reference)
+        for performance in (False, True):
+            for recent in (True, False):
+                with self.engine().connect() as connection:
+                    newest = self._newest(connection)
+                    if newest is None or (performance and not inspect(connection).has_table(outcomes.OUTCOMES.name)):
+                        return
+                    kind: summaries.Kind[Any] = (
+                        self._performance_kind(connection) if performance else self._drift_kind(counters)
+                    )
+                    span = (
+                        summaries.Span(max(newest - KEEP_COUNTED + 1, 0), newest)
+                        if recent
+                        else summaries.stale(connection, kind)
+                    )
+                    if span is None:
+                        continue
+                    counted = summaries.total(connection, kind, span)
+                # Stored between the spans: the stale span's blocks may be the recent ones.
+                summaries.store(self.engine(), kind, counted)
+
+    def _drift_kind(self, counters: list[Distribution]) -> summaries.Kind[DriftTally]:
+        """Drift tallies, counted for ``counters`` (from the model's reference)."""
+        return summaries.Kind(
+            "drift", self._reference_digest, lambda c, w: drift.tally(c, w, counters), drift.DriftTally.from_json,
+            drift.DriftTally,
+        )  # fmt: skip
 
     @staticmethod
     def _performance_kind(connection: Connection) -> summaries.Kind[outcomes.PerformanceTally]:
@@ -330,12 +363,16 @@ class MonitoringGauges:
         self._due = -math.inf
 
     def refresh(self) -> None:
-        """Recompute the gauges if the interval has passed; on failure keep the last figures and log why."""
+        """Recompute the gauges if the interval has passed; on failure keep the last figures and log why.
+
+        Also has the monitor count the tallies of the blocks filled meanwhile, in the background.
+        """
         with self._lock:
             now = self.clock()
             if now < self._due:
                 return
             self._due = now + self.monitor.settings.metrics_interval_s
+            self.monitor.keep_counted()
             try:
                 window = Window()
                 found: Any = self.monitor.drift(window)

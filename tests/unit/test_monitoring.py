@@ -473,3 +473,13 @@ def test_new_outcomes_have_the_stale_performance_tallies_counted_again_in_the_ba
     assert bases() == after
     monkeypatch.setattr(summaries, "BLOCK_ROWS", 10**9)
     assert stored == rounded(log_of_blocks.performance(Window(last=1000)))
+
+
+def test_the_blocks_of_the_recent_predictions_are_counted_ahead_of_any_look(url: URL, log_of_blocks: Monitor) -> None:
+    # The gauges' own window, the last 20, covers no block whole: what is stored was counted ahead.
+    monitor = monitor_of(url, HAND_REFERENCE, window=20)
+    MonitoringGauges(CollectorRegistry(), monitor).refresh()
+    monitor.close()  # Lets the counting finish.
+
+    assert stored_blocks(monitor, "drift") == list(range(12))
+    assert stored_blocks(monitor, "performance") == list(range(12))
