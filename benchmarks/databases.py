@@ -32,19 +32,31 @@ class DatabaseError(Exception):
     """A database the benchmark needs cannot be had; the message says why."""
 
 
-class Postgres:
-    """A running PostgreSQL cluster in ``folder``, trusting local connections."""
+def postgres_programs() -> tuple[str, str] | None:
+    """Debian's ``initdb`` and ``pg_ctl``, newest major version first; ``None`` when PostgreSQL is not installed."""
+    # Debian keeps the server's programs out of PATH, one folder per major version.
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(Path(path).parent.name))
+    search = os.pathsep.join([*reversed(versions), os.environ.get("PATH", "")])
+    initdb, pg_ctl = (shutil.which(program, path=search) for program in ("initdb", "pg_ctl"))
+    return None if initdb is None or pg_ctl is None else (initdb, pg_ctl)
 
-    def __init__(self, folder: Path, port: int) -> None:
-        # Debian keeps the server's programs out of PATH, one folder per major version: the newest wins.
-        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(Path(path).parent.name))
-        search = os.pathsep.join([*reversed(versions), os.environ.get("PATH", "")])
-        initdb, pg_ctl = (shutil.which(program, path=search) for program in ("initdb", "pg_ctl"))
-        if initdb is None or pg_ctl is None:
+
+class Postgres:
+    """A PostgreSQL cluster in ``folder`` on ``port`` of 127.0.0.1, trusting local connections.
+
+    Run by ``pg_ctl`` as the ``postgres`` user when we are root (the server refuses root). ``durable``
+    commits are flushed to disk as in production; without, nothing survives a crash, only a clean stop.
+    """
+
+    def __init__(self, folder: Path, port: int, *, durable: bool = True) -> None:
+        programs = postgres_programs()
+        if programs is None:
             raise DatabaseError("PostgreSQL is not installed: `apt-get install postgresql`, or run scripts/benchmark")
-        self.pg_ctl, self.folder, self.port = pg_ctl, folder, port
+        initdb, self.pg_ctl = programs
+        self.folder, self.port, self.durable = folder, port, durable
         self.data, self.log = folder / "data", folder / "postgres.log"
         self.log.touch()
+        self.running = False
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             # The server writes its log and creates its data folder: both must be the postgres user's.
@@ -53,16 +65,23 @@ class Postgres:
                 os.chown(path, account.pw_uid, account.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._run(initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
-        # Durable commits (fsync on) as in production; only the socket and address are the benchmark's.
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+
+    def start(self) -> None:
+        """Start the server (again), returning once it takes connections."""
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.running = True
 
     def stop(self) -> None:
-        """Stop the server, cutting any connection left open."""
-        self._run(self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
+        """Stop the server the way an operator does: fast shutdown, open connections cut."""
+        if self.running:
+            self._run(self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self.running = False
 
     def new_database(self, name: str) -> str:
-        """Create database ``name``; its URL as a user writes it."""
+        """Create database ``name``; its URL as a user writes it (no driver)."""
         conninfo = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=5"
         with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -100,6 +119,7 @@ def log_databases(folder: Path, port: int) -> Iterator[LogDatabases]:
     postgres_folder = Path(tempfile.mkdtemp(prefix="benchmark-postgres-"))
     try:
         postgres = Postgres(postgres_folder, port)
+        postgres.start()
         try:
             yield LogDatabases(folder, postgres)
         finally:

@@ -8,7 +8,6 @@ Also here: the records the prediction log's tests write, and an observer that co
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -19,14 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
-import psycopg
 import pytest
 import redis
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+import benchmarks.databases
 from churn import schema
 from churn.prediction_log import PredictionRecord
 from tests.helpers.gunicorn import free_port
@@ -37,14 +36,19 @@ SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]
 
 
 def require(program: str, package: str, search: str = SEARCH_PATH) -> str:
-    """The path of ``program``; the test is skipped without it (failed under CI), naming the package to install."""
+    """The path of ``program``; without it, :func:`missing`."""
     path = shutil.which(program, path=search)
     if path is None:
-        reason = f"{program} is not installed: apt-get install {package}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(program, package)
     return path
+
+
+def missing(program: str, package: str) -> NoReturn:
+    """Skip the test (fail it under CI), naming the package that installs ``program``."""
+    reason = f"{program} is not installed: apt-get install {package}"
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def _as_user(name: str, folder: Path) -> list[str]:
@@ -81,48 +85,13 @@ def _run(command: list[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} exited with {result.returncode}:\n{_tail(log)}")
 
 
-class Postgres:
-    """A PostgreSQL cluster run by ``pg_ctl`` as the ``postgres`` user, trusting local connections."""
+class Postgres(benchmarks.databases.Postgres):
+    """The benchmark's PostgreSQL cluster, on a free port, without fsync: nothing here must survive a crash."""
 
     def __init__(self, folder: Path) -> None:
-        bin_dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(Path(path).parent.name))
-        search = os.pathsep.join([*reversed(bin_dirs), SEARCH_PATH])
-        self.initdb = require("initdb", "postgresql", search)
-        self.pg_ctl = require("pg_ctl", "postgresql", search)
-        self.folder = folder
-        self.data = folder / "data"
-        self.log = folder / "postgres.log"
-        self.port = free_port()
-        self.running = False
-        self.log.touch()
-        self.as_user = _as_user("postgres", folder)
-        _run([*self.as_user, self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"], self.log)
-
-    def start(self) -> None:
-        """Start the server (again) on its folder and port, and wait until it takes connections."""
-        # No fsync: nothing here must survive a crash, only a clean stop.
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _run(
-            [*self.as_user, self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"],
-            self.log,
-        )
-        self.running = True
-        _wait_until(lambda: psycopg.connect(self._conninfo("postgres")).close(), "PostgreSQL", self.log, None)
-
-    def stop(self) -> None:
-        """Stop the server the way an operator does: fast shutdown, open connections cut."""
-        if self.running:
-            _run([*self.as_user, self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"], self.log)
-            self.running = False
-
-    def new_database(self, name: str) -> str:
-        """Create database ``name``; its SQLAlchemy URL, in the form a user writes it (no driver)."""
-        with psycopg.connect(self._conninfo("postgres"), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
-
-    def _conninfo(self, database: str) -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database} connect_timeout=2"
+        if benchmarks.databases.postgres_programs() is None:
+            missing("pg_ctl", "postgresql")
+        super().__init__(folder, free_port(), durable=False)
 
 
 class MariaDB:
