@@ -173,6 +173,7 @@ def test_the_page_in_its_three_states(
     assert "No predictions logged yet" in driver.find_element(By.ID, "drift-quiet").text
     assert "No predictions logged yet" in driver.find_element(By.ID, "performance-quiet").text
     assert not shown(driver, "drift-figures")
+    assert not shown(driver, "performance-figures")
     assert not shown(driver, "notice")
     take_screenshot(driver, tmp_path / "monitoring-empty.png")
     assert_clean_console(driver)
