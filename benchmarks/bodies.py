@@ -234,7 +234,7 @@ def measure(app: WSGIApp, shape: Shape, rounds: int) -> Figures:
 
 def body_figures(rounds: int = ROUNDS) -> str:
     """The CPU milliseconds of each shape through the service and through ``json.loads``, as text."""
-    settings = Settings()
+    settings = Settings.from_env()
     app: WSGIApp = create_app(load_model(settings.model_path), settings).wsgi_app
     limit, batch = settings.max_request_bytes, settings.max_batch_size
     lines = [

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from churn import apidocs, problems, request_log, schema
+from churn import apidocs, json_replies, problems, request_log, schema
 from churn.auth import api_keys, require_key
 from churn.endpoints import Service
 from churn.examples import SAMPLE_CUSTOMER
@@ -159,4 +159,4 @@ def _register_errors(app: Flask) -> None:
 
 
 def _problem_response(status: int, detail: str) -> Response:
-    return Response(problems.encode(problems.document(status, detail)), status, mimetype=problems.MEDIA_TYPE)
+    return Response(json_replies.encode(problems.document(status, detail)), status, mimetype=problems.MEDIA_TYPE)

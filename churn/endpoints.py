@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import pandas as pd
 from werkzeug.formparser import parse_form_data
 from werkzeug.utils import secure_filename
 
-from churn import prediction, schema
+from churn import json_replies, prediction, schema
 from churn.csv_files import PREDICTION_COLUMN, PROBABILITY_COLUMN, CsvError, check_columns, read_csv, score_frame
 from churn.errors import InvalidCustomer, MalformedInput, TooLarge, UnsupportedFormat
 from churn.explain import SUMMARY_COLUMNS, Explainer
@@ -40,7 +39,7 @@ EXPLAIN = "explain"
 
 
 def _json(document: object, status: int = 200) -> Reply:
-    return Reply(status, json.dumps(document, separators=(",", ":")).encode() + b"\n", JSON)
+    return Reply(status, json_replies.encode(document), JSON)
 
 
 @dataclass

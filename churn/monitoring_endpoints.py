@@ -6,7 +6,6 @@ the JSON endpoints, which need the API key when the service has keys; the page a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import OperationalError
 
+from churn import json_replies
 from churn.errors import UnsupportedFormat
 from churn.monitoring import Monitor, Window, service_monitor, unavailable
 from churn.outcomes import parse_feedback
@@ -90,4 +90,4 @@ def window_of(monitor: Monitor, call: Call) -> Window:
 
 
 def _json(document: object) -> Reply:
-    return Reply(200, json.dumps(document, separators=(",", ":")).encode() + b"\n", JSON, PRIVATE)
+    return Reply(200, json_replies.encode(document), JSON, PRIVATE)

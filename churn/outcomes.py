@@ -41,7 +41,7 @@ from churn import schema
 from churn.drift import bin_labels, bucket_start, probability_bin, time_bucket, whole
 from churn.errors import InvalidCustomer, Problem
 from churn.log_sinks import MAX_CUSTOMER_ID, OUTCOMES, PREDICTIONS
-from churn.prediction import batch_records, parse_json
+from churn.prediction import OversizedRecord, batch_records, parse_json
 from churn.reference import PROBABILITY_EDGES
 
 # The log's request ids: what the service keeps of a caller's X-Request-ID, within the log's column.
@@ -101,6 +101,8 @@ def parse_outcome(record: Mapping[str, object], now: datetime) -> Outcome:
 
     Keys are read with the schema's rule (``customerID`` is ``customerid``); others are ignored.
     """
+    if isinstance(record, OversizedRecord):
+        raise InvalidCustomer([record.problem("outcome")])
     fields = {schema.normalise(key): value for key, value in record.items()}
     problems: list[Problem] = []
     customer_id = fields.get(schema.ID_FIELD)

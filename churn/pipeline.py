@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from churn import problems
+from churn import json_replies, problems
 from churn.errors import MalformedInput, ServiceError, TooLarge, UnsupportedFormat
 from churn.problems import Refused
 
@@ -236,4 +236,4 @@ def problem_reply(error: ServiceError) -> Reply:
     """The problem document for ``error``, as a reply."""
     document = problems.of(error)
     headers = error.headers if isinstance(error, Refused) else ()
-    return Reply(int(document["status"]), problems.encode(document), problems.MEDIA_TYPE, headers)  # type: ignore[call-overload]
+    return Reply(int(document["status"]), json_replies.encode(document), problems.MEDIA_TYPE, headers)  # type: ignore[call-overload]

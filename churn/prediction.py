@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from churn import schema
+from churn import json_replies, schema
 from churn.errors import InvalidCustomer, MalformedInput, Problem, ServiceError, TooLarge
 from churn.explain import Explainer
 from churn.model import ChurnModel
@@ -40,7 +40,7 @@ class Scored:
     def response(self) -> bytes:
         """The JSON response: one result for an object, an array for a batch; compact, with a newline."""
         document = self.results if self.request.batch else self.results[0]
-        return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+        return json_replies.encode(document)
 
 
 # Misspelling hints cost a few comparisons a field: only the first records that fail get them.
@@ -58,6 +58,20 @@ class _Repeated(dict[str, object]):
     pairs: tuple[tuple[str, object], ...]
 
 
+class OversizedRecord(dict[str, object]):
+    """A JSON object with more keys than a record may have (:data:`MAX_KEYS`): counted, not read, so empty."""
+
+    def __init__(self, keys: int) -> None:
+        super().__init__()
+        self.count = keys
+
+    def problem(self, noun: str) -> Problem:
+        """What is wrong with it, for the error's list, saying what a record is (``customer``, ``outcome``)."""
+        return Problem(
+            None, f"has {self.count} keys; {'an' if noun[:1] in 'aeiou' else 'a'} {noun} has at most {MAX_KEYS}"
+        )
+
+
 class _Constant(ValueError):
     """``NaN`` or ``Infinity``, which Python's parser accepts and JSON does not have."""
 
@@ -67,7 +81,7 @@ def _reject_constant(name: str) -> float:
 
 
 # The parser makes each object a tuple of its (key, value) pairs, which C does without calling back into
-# Python; a hook making dicts cost a call per object, and 2 MiB of ``{}`` is 700,000 of them. Only records
+# Python; a hook making dicts cost a call per object, and 1 MiB of ``{}`` is 350,000 of them. Only records
 # (the document, or the elements of an array) become dicts: that is where repeated keys are looked for.
 _DECODER = json.JSONDecoder(object_pairs_hook=tuple, parse_constant=_reject_constant)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -177,6 +191,8 @@ def _records(document: object) -> object:
 
 
 def _record(pairs: tuple[tuple[str, object], ...]) -> dict[str, object]:
+    if len(pairs) > MAX_KEYS:
+        return OversizedRecord(len(pairs))
     record = dict(pairs)
     if len(record) == len(pairs):
         return record
@@ -208,7 +224,9 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     A batch is all or nothing: every problem of every record is reported, with its index.
     """
     if isinstance(document, Mapping):
-        customer, customer_id = _clean(document)
+        customer, customer_id, refused = _judge(document)
+        if refused:
+            raise InvalidCustomer(refused)
         return Request([customer], [customer_id], batch=False)
     batch = batch_records(document, max_batch_size, "customer")
     customers: list[schema.Customer] = []
@@ -219,13 +237,12 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
         if not isinstance(record, Mapping):
             problems.append(Problem(None, f"must be a customer object, not {schema.json_type(record)}", index))
             continue
-        try:
-            customer, customer_id = _clean(record, hints=failed < HINTED_RECORDS)
-        except InvalidCustomer as error:
+        customer, customer_id, refused = _judge(record, hints=failed < HINTED_RECORDS)
+        if refused:
             failed += 1
             # Past the problems listed only their number is reported: those are not located.
             listed = len(problems) < LISTED_PROBLEMS
-            problems.extend((problem.at(index) for problem in error.problems) if listed else error.problems)
+            problems.extend((problem.at(index) for problem in refused) if listed else refused)
             continue
         customers.append(customer)
         ids.append(customer_id)
@@ -234,15 +251,16 @@ def parse_customers(document: object, max_batch_size: int) -> Request:
     return Request(customers, ids, batch=True)
 
 
-def _clean(record: Mapping[str, object], hints: bool = True) -> tuple[schema.Customer, object]:
-    if len(record) > MAX_KEYS:
-        raise InvalidCustomer([Problem(None, f"has {len(record)} keys; a customer has at most {MAX_KEYS}")])
+def _judge(record: Mapping[str, object], hints: bool = True) -> tuple[schema.Customer, object, list[Problem]]:
+    """:func:`schema.judge_record`, after the checks of what the parser saw: how many keys, and which repeated."""
+    if isinstance(record, OversizedRecord):
+        return {}, None, [record.problem("customer")]
     if isinstance(record, _Repeated):
         # Keys that are not read may repeat (the last one is ignored like the first); a field may not.
         twice = _given_twice(record)
         if twice:
-            raise InvalidCustomer([Problem(name, "is given twice") for name in twice])
-    return schema.clean_record(record, hints=hints)
+            return {}, None, [Problem(name, "is given twice") for name in twice]
+    return schema.judge_record(record, hints=hints)
 
 
 def _given_twice(record: _Repeated) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from http import HTTPStatus
 
@@ -51,8 +50,3 @@ def document(status: int, detail: str, problems: Sequence[Problem] = ()) -> dict
 def of(error: ServiceError) -> dict[str, object]:
     """The problem document a client gets for ``error``."""
     return document(status_of(error), error.detail, error.problems)
-
-
-def encode(body: dict[str, object]) -> bytes:
-    """The document as the service sends it: compact JSON and a newline."""
-    return json.dumps(body, separators=(",", ":")).encode() + b"\n"

@@ -65,7 +65,7 @@ _ECHO_LIMIT = 10**ECHO_CHARS
 
 # The hints for misspelt field names: at most HINTS per record, found among the first HINT_KEYS unknown
 # names of a length within HINT_LENGTH_SLACK of the field's, in at most HINT_COMPARISONS difflib ratios.
-# difflib costs microseconds per pair, and a 2 MiB body holds 100,000 names: the work must not grow with them.
+# difflib costs microseconds per pair, and a 1 MiB body holds 50,000 names: the work must not grow with them.
 HINTS = 3
 HINT_KEYS = 100
 HINT_LENGTH_SLACK = 3
@@ -198,6 +198,18 @@ def clean_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Cust
     and its values are not judged. ``hints=False`` spares the misspelling hints, the costly part of
     a refusal, for callers that bound the hints of a whole batch.
     """
+    customer, customer_id, problems = judge_record(raw, hints=hints)
+    if problems:
+        raise InvalidCustomer(problems)
+    return customer, customer_id
+
+
+def judge_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Customer, str | int | None, list[Problem]]:
+    """:func:`clean_record` without raising: the customer, its id, and the problems that refuse it (none if clean).
+
+    For callers that judge records by the thousand, as a batch does: an exception for each refused one
+    would carry a summary that no one reads.
+    """
     fields: dict[str, object] = {}
     # Other keys are ignored, but the first few may be misspellings that the problems point out.
     unknown: list[str] = []
@@ -237,9 +249,7 @@ def clean_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Cust
     if repeated:
         given = [Problem(name, _repeated_message(*spelling)) for name, spelling in repeated.items()]
         problems = given + [problem for problem in problems if problem.field not in repeated]
-    if problems:
-        raise InvalidCustomer(problems)
-    return customer, customer_id  # type: ignore[return-value]
+    return customer, customer_id, problems  # type: ignore[return-value]
 
 
 def _repeated_message(second: str, times: int) -> str:

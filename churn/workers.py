@@ -24,7 +24,7 @@ from gevent import monkey, socket
 from greenlet import greenlet
 from gunicorn.workers.ggevent import GeventWorker
 
-# From a request's first byte to its last: 2 MB (the largest body) at about 1 Mbit/s.
+# From a request's first byte to its last: 1 MiB (the largest body) at about 0.6 Mbit/s.
 REQUEST_READ_TIMEOUT_S = 15.0
 # A stopping worker lets requests already arriving on its connections come in for this long, then closes
 # the connections still waiting for a client: `docker stop` gives 10 s before it kills.

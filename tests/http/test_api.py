@@ -11,6 +11,7 @@ import pytest
 from churn import schema
 from churn.examples import RAW_TELCO_CUSTOMER, SAMPLE_CUSTOMER
 from churn.problems import Refused
+from churn.settings import Settings
 from churn.training import DATA_FILE
 
 GET_PATHS = ("/ping", "/health", "/ready", "/model", "/metrics", "/", "/apidocs/", "/apispec.json")
@@ -153,15 +154,27 @@ def test_not_json_is_415(client):
     assert_problem(response, 415, "Content-Type: application/json")
 
 
+def test_the_largest_batch_fits_the_default_body_limit_however_it_is_written(client):
+    # The 1,000 customers of the Telco data with the longest records, as clients send them, pretty-printed too.
+    frame = pd.read_csv(DATA_FILE, dtype=str, keep_default_na=False).drop(columns="Churn")
+    rows = sorted(frame.to_dict(orient="records"), key=lambda row: len(json.dumps(row)))[-1000:]
+    body = json.dumps(rows, indent=4).encode()
+    # Room to spare: longer ids, numbers written out to more digits.
+    assert len(body) <= 0.75 * Settings().max_request_bytes
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 200
+    assert len(response.get_json()) == 1000
+
+
 def test_oversized_batch_is_413(client_with):
     client = client_with(max_batch_size=2)
     assert_problem(post_json(client, [SAMPLE_CUSTOMER] * 3), 413, "the limit is 2")
     assert post_json(client, [SAMPLE_CUSTOMER] * 2).status_code == 200
 
 
-def test_an_array_of_a_million_elements_is_413_without_being_parsed_whole(client):
-    # 2 MiB, the default body limit: the parser stops at the 1001st element, before the text that is not JSON.
-    body = b"[" + b"0," * 1_048_000 + b"not JSON"
+def test_an_array_filling_the_body_limit_is_413_without_being_parsed_whole(client):
+    # As many elements as the default body limit holds: the parser stops at the 1001st, before the text after them.
+    body = b"[" + b"0," * ((Settings().max_request_bytes - 9) // 2) + b"not JSON"
     response = client.post("/predict", data=body, content_type="application/json")
     body = assert_problem(response, 413, "The batch has more than 1000 customers; the limit is 1000.")
     assert body["errors"] == []
@@ -258,7 +271,7 @@ def test_model_metadata(client, model):
     assert body["test_auc"] == model.metadata["test_auc"]
     assert body["versions"]["scikit-learn"] == "1.9.1"
     assert body["schema"]["categorical"]["contract"] == ["month-to-month", "one_year", "two_year"]
-    assert body["serving"] == {"threshold": 0.5, "max_batch_size": 1000, "max_request_bytes": 2 * 1024 * 1024}
+    assert body["serving"] == {"threshold": 0.5, "max_batch_size": 1000, "max_request_bytes": 1024 * 1024}
 
 
 def test_index_page_is_html_with_a_field_per_feature(client):

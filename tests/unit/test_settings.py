@@ -16,7 +16,7 @@ def test_defaults_serve_the_committed_model_from_any_folder():
     assert settings.model_path == PROJECT_DIR / "model_C=1.0.bin"
     assert settings.threshold == 0.5
     assert settings.max_batch_size == 1000
-    assert settings.max_request_bytes == 2 * 1024 * 1024
+    assert settings.max_request_bytes == 1024 * 1024
 
 
 def test_every_setting_has_a_variable():
