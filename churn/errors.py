@@ -64,14 +64,14 @@ class TooLarge(ServiceError):
         return cls(f"The body has {has}; the limit is {limit}. Split the batch into smaller requests.")
 
     @classmethod
-    def batch(cls, size: int, limit: int) -> TooLarge:
-        """The batch has ``size`` customers, over ``limit``."""
-        return cls(f"The batch has {size} customers; the limit is {limit}. Split it into smaller requests.")
+    def batch(cls, size: int, limit: int, noun: str = "customer") -> TooLarge:
+        """The batch has ``size`` records (``noun``: customer, outcome), over ``limit``."""
+        return cls(f"The batch has {size} {noun}s; the limit is {limit}. Split it into smaller requests.")
 
     @classmethod
-    def batch_over(cls, limit: int) -> TooLarge:
-        """The batch has more than ``limit`` customers, found before it was read to its end."""
-        return cls(f"The batch has more than {limit} customers; the limit is {limit}. Split it into smaller requests.")
+    def batch_over(cls, limit: int, noun: str = "customer") -> TooLarge:
+        """The batch has more than ``limit`` records (``noun``), found before it was read to its end."""
+        return cls(f"The batch has more than {limit} {noun}s; the limit is {limit}. Split it into smaller requests.")
 
     @classmethod
     def file(cls, limit: int) -> TooLarge:

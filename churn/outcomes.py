@@ -78,7 +78,7 @@ class Outcome:
 
 def parse_feedback(body: bytes, max_batch_size: int, now: datetime) -> list[Outcome]:
     """The outcomes in a ``/feedback`` body: one object or an array, all or nothing, refused as ``/predict`` refuses."""
-    document = parse_json(body)
+    document = parse_json(body, max_batch_size, "outcome")
     if isinstance(document, Mapping):
         return [parse_outcome(document, now)]
     batch = batch_records(document, max_batch_size, "outcome")

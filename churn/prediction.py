@@ -89,7 +89,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _SEPARATOR = re.compile(r"[ \t\n\r]*(?:(?P<comma>,)[ \t\n\r]*|\])")
 
 
-def parse_json(body: bytes, max_batch_size: int | None = None) -> object:
+def parse_json(body: bytes, max_batch_size: int | None = None, noun: str = "customer") -> object:
     """The JSON document in ``body``; :class:`MalformedInput` for anything else.
 
     Python's parser accepts ``NaN`` and ``Infinity``, and guesses UTF-16 or UTF-32 from the
@@ -98,11 +98,11 @@ def parse_json(body: bytes, max_batch_size: int | None = None) -> object:
     Records (the document, or each element of an array) are dicts; objects inside them stay tuples of
     their (key, value) pairs, which :func:`schema.json_type` names as objects and nothing else reads.
     With ``max_batch_size``, an array is refused with :class:`TooLarge` as soon as it has one element
-    more, before the rest of the body is parsed.
+    more, before the rest of the body is parsed, naming what its records are (``noun``).
     """
     with _CollectorPause():
         try:
-            return _decode(body.decode("utf-8-sig"), max_batch_size)
+            return _decode(body.decode("utf-8-sig"), max_batch_size, noun)
         except json.JSONDecodeError as error:
             raise MalformedInput(
                 f"The body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
@@ -144,12 +144,12 @@ class _CollectorPause:
             gc.enable()
 
 
-def _decode(text: str, max_batch_size: int | None) -> object:
+def _decode(text: str, max_batch_size: int | None, noun: str) -> object:
     # json.loads, records made dicts, and an array at the top read element by element when its size is limited.
     start = _skip_whitespace(text, 0)
     document: object
     if max_batch_size is not None and text.startswith("[", start):
-        document, end = _array(text, start + 1, max_batch_size)
+        document, end = _array(text, start + 1, max_batch_size, noun)
     else:
         parsed, end = _DECODER.raw_decode(text, start)
         document = _records(parsed)
@@ -159,7 +159,7 @@ def _decode(text: str, max_batch_size: int | None) -> object:
     return document
 
 
-def _array(text: str, start: int, limit: int) -> tuple[list[object], int]:
+def _array(text: str, start: int, limit: int, noun: str) -> tuple[list[object], int]:
     """The records of the array opened before ``start`` and where it ends; :class:`TooLarge` past ``limit``."""
     # The errors are those json.loads gives for the same text.
     elements: list[object] = []
@@ -175,7 +175,7 @@ def _array(text: str, start: int, limit: int) -> tuple[list[object], int]:
         end = separator.end()
         if separator["comma"] is None:
             return elements, end
-    raise TooLarge.batch_over(limit)
+    raise TooLarge.batch_over(limit, noun)
 
 
 def _skip_whitespace(text: str, index: int) -> int:
@@ -214,7 +214,7 @@ def batch_records(document: object, max_batch_size: int, noun: str) -> list[obje
     if not document:
         raise MalformedInput(f"The batch is empty: send at least one {noun}.")
     if len(document) > max_batch_size:
-        raise TooLarge.batch(len(document), max_batch_size)
+        raise TooLarge.batch(len(document), max_batch_size, noun)
     return document
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,13 @@ def test_large_feedback_batches_are_refused(client_with: Client, log_url: str) -
     client = client_with(prediction_log=log_url, max_batch_size=2)
     response = client.post("/feedback", json=[{"customerid": str(i), "churned": False} for i in range(3)])
     assert response.status_code == 413
+    # Refused at the third outcome, before the rest of the body is read: what follows is not even JSON.
+    body = json.dumps([{"customerid": str(i), "churned": False} for i in range(3)])[:-1] + ", {not json"
+    response = client.post("/feedback", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert (
+        response.json["detail"] == "The batch has more than 2 outcomes; the limit is 2. Split it into smaller requests."
+    )
 
 
 def test_a_bad_window_is_a_400(client: FlaskClient) -> None:
