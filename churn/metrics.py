@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.mmap_dict import MmapedDict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -23,6 +23,28 @@ PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 # Kinds whose values add up across processes; a dead worker's share of them is kept in the archive.
 SUMMED_KINDS = ("counter", "histogram", "summary")
+
+
+class _ProcessId:
+    """The id of the process, read at start and again in a forked child."""
+
+    def __init__(self) -> None:
+        self.value = os.getpid()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        """Read the id again: this is a new process."""
+        self.value = os.getpid()
+
+    def __call__(self) -> int:
+        return self.value
+
+
+# In multiprocess mode prometheus_client asks for the process id on every increment, to notice a fork:
+# os.getpid() is a system call, and a request makes eight increments. The id is kept instead (the hook
+# prometheus_client offers for this), set before any metric is made so all share one set of files.
+if values.ValueClass._multiprocess:
+    values.ValueClass = values.MultiProcessValue(_ProcessId())
 
 
 def multiprocess_dir() -> Path | None:

@@ -66,7 +66,7 @@ class LogObserver(Protocol):
         """``count`` records were dropped: the buffer was full, or a record could not be stored."""
 
     def queued(self, size: int) -> None:
-        """``size`` records are now held in memory, waiting to be written."""
+        """``size`` records are held in memory, waiting to be written; told on writes, failed attempts and drops."""
 
 
 class _Throttle:
@@ -155,13 +155,15 @@ class PredictionLog:
             with writer.lock:
                 room = 0 if writer.closing else self._buffer - writer.held
                 kept = records if len(records) <= room else records[:room]
+                # The writer waits to be woken only once it has found the queue empty.
+                idle = not writer.queue
                 writer.queue.extend(kept)
                 writer.held += len(kept)
                 held = writer.held
-            writer.wake.set()
-            if self._observer is not None:
-                self._observer.queued(held)
+            if idle:
+                writer.wake.set()
             if len(kept) < len(records):
+                self._report_queue(held)
                 self._drop(len(records) - len(kept), f"the buffer of {self._buffer} records is full")
         except Exception:
             # A request must not fail for its log; the traceback says what to fix.
@@ -200,8 +202,10 @@ class PredictionLog:
             return writer.held
 
     def _this_process_writer(self) -> _Writer:
+        # A forked child starts with no writer (_after_fork_in_child), so the pids need no comparing here:
+        # os.getpid() is a system call, which would cost a request more than queueing its records.
         writer = self._writer
-        if writer is not None and writer.pid == os.getpid():
+        if writer is not None:
             return writer
         with self._start_lock:
             writer = self._writer
@@ -288,6 +292,7 @@ class PredictionLog:
                     )
                 writer.failing = True
                 writer.reachable = False
+                self._report_queue(writer.held)
                 if writer.halt.wait(self._backoff(attempts)):
                     return
         if writer.failing:
@@ -300,9 +305,15 @@ class PredictionLog:
             held = writer.held
         if self._observer is not None:
             self._observer.written(len(items))
-            self._observer.queued(held)
+        self._report_queue(held)
         if len(items) < len(batch):
             self._drop(len(batch) - len(items), "records could not be stored")
+
+    def _report_queue(self, held: int) -> None:
+        # Reported on writes, failed attempts and drops, not on every record: the gauge costs a request
+        # as much as queueing its records does.
+        if self._observer is not None:
+            self._observer.queued(held)
 
     def _backoff(self, attempts: int) -> float:
         # Jitter keeps the workers of a server from retrying in step.

@@ -201,18 +201,36 @@ def test_record_returns_while_the_writer_is_stuck(
             log.record(prediction_records(10, f"request-{start}"))
         called = calls_made_by(log.record, prediction_records(10, "traced"))
         assert observer.written_total == 1
-        assert observer.queue_sizes[-1] == 1010
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
 
-    # Nothing on record()'s path waits for the sink: it only appends under the queue's lock and wakes the writer.
+    # Nothing on record()'s path waits for the sink, nor reports to metrics while nothing is dropped: it only
+    # appends under the queue's lock (and wakes the writer when the queue was empty).
     python_modules = {module for kind, module in called if kind == "python"}
-    assert python_modules <= {"churn.prediction_log", "threading", CountingObserver.__module__}
+    assert python_modules <= {"churn.prediction_log", "threading"}
     native = {module for kind, module in called if kind == "native"}
     assert native <= {"builtins", "posix", "sys", "deque", "list", "lock"}
     assert log.close(10) == 0
     assert len(rows(path)) == 1011
+    assert observer.queue_sizes[-1] == 0
+
+
+def test_the_writer_reports_what_a_down_sink_leaves_queued(
+    tmp_path: Path, observer: CountingObserver, closing: list[PredictionLog]
+) -> None:
+    folder = tmp_path / "later"
+    log = PredictionLog(f"sqlite:///{folder / 'predictions.db'}", observer=observer, retry_cap=RETRY_CAP)
+    closing.append(log)
+    log.record(prediction_records(3, "first"))
+    wait_for(lambda: observer.queue_sizes[-1:] == [3], "the queue reported after a failed attempt")
+    log.record(prediction_records(2, "second"))
+    wait_for(lambda: observer.queue_sizes[-1:] == [5], "the queue reported after the next failed attempt")
+
+    folder.mkdir()
+    assert log.close(10) == 0
+    assert observer.queue_sizes[-1] == 0
+    assert observer.written_total == 5
 
 
 def calls_made_by(
