@@ -1,10 +1,10 @@
-"""Block tallies: monitoring's counts for whole blocks of the prediction log, stored so no window reads them twice.
+"""Block tallies: monitoring's counts of whole blocks of the prediction log, stored so no window counts them again.
 
 The log's ids are cut into blocks of :data:`BLOCK_ROWS`. A window adds up the stored tallies of the blocks it
 covers whole, and counts from the rows only what is left: the partial blocks at its ends, and for a time range
 the blocks it cuts through. A whole block without a usable tally is counted from its rows once and its tally
 stored. A stored tally is used only while its block holds as many rows as it counted (one count over the
-window's ids, which reads no row, checks them all) and while it was made on the same ``basis`` (the reference
+window's ids, grouped by block, checks them all) and while it was made on the same ``basis`` (the reference
 distributions, or the outcomes known). So rows committed late (PostgreSQL hands out ids before commit, so a
 lower id may commit after a higher one) or deleted, a new model and new outcomes are never added in stale. The
 log is written once and never updated: a row changed in place is not noticed.
