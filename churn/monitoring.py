@@ -272,11 +272,7 @@ class Monitor:
                     kind: summaries.Kind[Any] = (
                         self._performance_kind(connection) if performance else self._drift_kind(counters)
                     )
-                    span = (
-                        summaries.Span(max(newest - KEEP_COUNTED + 1, 0), newest)
-                        if recent
-                        else summaries.stale(connection, kind)
-                    )
+                    span = summaries.Span.last(KEEP_COUNTED, newest) if recent else summaries.stale(connection, kind)
                     if span is None:
                         continue
                     counted = summaries.total(connection, kind, span)
@@ -327,7 +323,7 @@ class Monitor:
             return summaries.total(connection, kind, span)
         count = window.last or self.settings.window
         # Ids without gaps, as they mostly are, give the oldest at once; else the index is walked back from the newest.
-        counted = summaries.total(connection, kind, summaries.Span(max(newest - count + 1, 0), newest))
+        counted = summaries.total(connection, kind, summaries.Span.last(count, newest))
         if counted.rows < count and newest >= count:
             oldest = connection.scalar(select(ids).where(ids <= newest).order_by(ids.desc()).offset(count - 1).limit(1))
             counted = summaries.total(connection, kind, summaries.Span(0 if oldest is None else oldest, newest))

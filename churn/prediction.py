@@ -67,9 +67,7 @@ class OversizedRecord(dict[str, object]):
 
     def problem(self, noun: str) -> Problem:
         """What is wrong with it, for the error's list, saying what a record is (``customer``, ``outcome``)."""
-        return Problem(
-            None, f"has {self.count} keys; {'an' if noun[:1] in 'aeiou' else 'a'} {noun} has at most {MAX_KEYS}"
-        )
+        return Problem(None, f"has {self.count} keys; {_a(noun)} has at most {MAX_KEYS}")
 
 
 class _Constant(ValueError):
@@ -206,16 +204,20 @@ def batch_records(document: object, max_batch_size: int, noun: str) -> list[obje
 
     Anything else is refused as the API refuses it, naming what a record is (``noun``: ``customer``, ``outcome``).
     """
-    article = "an" if noun[:1] in "aeiou" else "a"
     if not isinstance(document, list):
         raise MalformedInput(
-            f"The body must be {article} {noun} object or an array of them, not {schema.json_type(document)}."
+            f"The body must be {_a(noun)} object or an array of them, not {schema.json_type(document)}."
         )
     if not document:
         raise MalformedInput(f"The batch is empty: send at least one {noun}.")
     if len(document) > max_batch_size:
         raise TooLarge.batch(len(document), max_batch_size, noun)
     return document
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: a customer, an outcome."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def parse_customers(document: object, max_batch_size: int) -> Request:

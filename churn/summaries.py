@@ -106,6 +106,11 @@ class Span:
     since: datetime | None = None
     until: datetime | None = None
 
+    @classmethod
+    def last(cls, count: int, newest: int) -> Span:
+        """The ids of the ``count`` rows up to ``newest``, when ids have no gaps."""
+        return cls(max(newest - count + 1, 0), newest)
+
     def in_block(self, number: int) -> ColumnElement[bool]:
         """The SQL condition selecting the span's rows in block ``number``.
 
