@@ -80,7 +80,7 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """A worker is stopping: write out the predictions it still holds, within the graceful timeout."""
+    """A worker is stopping: write out the predictions it still holds, within the graceful timeout, and its counts."""
     from churn.app import shut_down
 
     shut_down(worker.wsgi, timeout=graceful_timeout - 2)

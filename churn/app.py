@@ -131,12 +131,16 @@ def warm_up(app: Flask) -> None:
 
 
 def shut_down(app: Flask, timeout: float) -> None:
-    """Write out what the prediction log still holds, within ``timeout`` seconds; for a stopping worker."""
+    """For a stopping worker: write out what the prediction log holds (within ``timeout`` seconds), then the counts."""
     service: Service | None = app.extensions.get("churn")
-    if service is not None and service.prediction_log is not None:
+    if service is None:
+        return
+    if service.prediction_log is not None:
         left = service.prediction_log.close(timeout)
         if left:
             logger.warning("the prediction log could not write %d records before stopping", left)
+    if service.metrics is not None:
+        service.metrics.flush()
 
 
 def _register_errors(app: Flask) -> None:

@@ -10,6 +10,7 @@ import requests
 
 from churn.examples import SAMPLE_CUSTOMER
 from churn.metadata import metadata_path
+from churn.metrics import FLUSH_INTERVAL_S
 from churn.settings import Settings
 from tests.helpers.gunicorn import Server, effective_config, start_gunicorn, stop
 
@@ -104,6 +105,11 @@ def test_metrics_add_up_every_workers_requests_exactly(tmp_path):
             assert response.status_code == 200
         pids = {line.split("pid: ")[1].rstrip(")") for line in server.output().splitlines() if "Booting worker" in line}
         assert len(pids) == 3
+        # Each worker adds its counts to the files within FLUSH_INTERVAL_S; then they must stay exact.
+        deadline = time.monotonic() + 10 * FLUSH_INTERVAL_S
+        while predict_count(server) < 120 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2 * FLUSH_INTERVAL_S)
         assert predict_count(server) == 120
     finally:
         stop(server)
