@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -21,6 +21,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -47,7 +48,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from churn import schema
+from churn import json_replies, schema
 from churn.settings import Settings, SettingsError, env_name
 
 if TYPE_CHECKING:
@@ -77,10 +78,12 @@ _FEATURE_TYPES = {
     **{name: SmallInteger if name in _FLAGS else String(32) for name in schema.CATEGORICAL},
     **{name: Double for name in schema.NUMERICAL},
 }
-_CASTS: dict[str, Callable[[Any], str | int | float]] = {
-    **{name: int if name in _FLAGS else str for name in schema.CATEGORICAL},
-    **{name: float for name in schema.NUMERICAL},
-}
+# Each feature column's value made from a record's: a record that is not what the schema cleans to raises
+# here and is dropped alone, instead of failing its whole batch in the database again and again.
+_COLUMN_CASTS: tuple[tuple[str, Callable[[Any], str | int | float]], ...] = (
+    *((name, int if name in _FLAGS else str) for name in schema.CATEGORICAL),
+    *((name, float) for name in schema.NUMERICAL),
+)
 
 METADATA = MetaData()
 # The longest customer id the log and the outcomes keep.
@@ -155,16 +158,12 @@ class Sink(Protocol[Item]):
 
 def record_document(record: PredictionRecord) -> dict[str, object]:
     """``record`` as plain JSON data: the stdout line and the Redis entry's fields."""
-    return _document(record, plain_features(record.features))
-
-
-def _document(record: PredictionRecord, features: dict[str, str | int | float]) -> dict[str, object]:
     return {
         "request_id": str(record.request_id),
         "logged_at": record.logged_at.astimezone(UTC).isoformat(),
         "endpoint": str(record.endpoint),
         "customer_id": None if record.customer_id is None else str(record.customer_id),
-        "features": features,
+        "features": record.features,
         "probability": float(record.probability),
         "decision": bool(record.decision),
         "threshold": float(record.threshold),
@@ -172,20 +171,6 @@ def _document(record: PredictionRecord, features: dict[str, str | int | float]) 
         "model_c": float(record.model_c),
         "latency_ms": float(record.latency_ms),
     }
-
-
-def plain_features(features: Mapping[str, object]) -> dict[str, str | int | float]:
-    """The features with plain Python values: a NumPy number, say, becomes the schema's type."""
-    return {name: _CASTS.get(name, _plain)(value) for name, value in features.items()}
-
-
-def _plain(value: object) -> str | int | float:
-    # Features outside the schema are kept as given, if JSON has a type for them.
-    return value if isinstance(value, str | int | float) else str(value)
-
-
-# One encoder for every row: json.dumps given options builds a new one on each call.
-_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class SqlSink:
@@ -214,14 +199,14 @@ class SqlSink:
 
     def encode(self, record: PredictionRecord) -> tuple[object, ...]:
         """The row of ``record``, its values in the order of :data:`ROW_COLUMNS`."""
-        features = plain_features(record.features)
+        features = record.features
         return (
             str(record.request_id),
             self._timestamp(record.logged_at),
             str(record.endpoint),
             None if record.customer_id is None else str(record.customer_id),
-            *map(features.get, _FEATURE_TYPES),
-            _JSON.encode(features),
+            *[None if (value := features.get(name)) is None else cast(value) for name, cast in _COLUMN_CASTS],
+            orjson.dumps(features).decode(),
             float(record.probability),
             bool(record.decision),
             float(record.threshold),
@@ -394,7 +379,7 @@ class StdoutSink:
 
     def encode(self, record: PredictionRecord) -> str:
         """The record's line."""
-        return json.dumps(record_document(record), separators=(",", ":")) + "\n"
+        return json_replies.encode(record_document(record)).decode()
 
     def write(self, items: list[str], batch_id: str, retrying: bool) -> None:
         """Write the lines in one call, so that other output does not cut into them."""
