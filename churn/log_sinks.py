@@ -226,8 +226,12 @@ class SqlSink:
             self._insert_rows(connection, items)
 
     def probe(self) -> bool:
-        """Whether a connection can run ``SELECT 1``."""
+        """Whether the tables are there (created when missing) and a connection can run ``SELECT 1``."""
         try:
+            if not self._schema_ready:
+                # At the writer's start rather than its first write: the tables can be queried, and tables
+                # of another schema version are found, as soon as the service is up.
+                self._create_schema()
             with self._engine.connect() as connection:
                 connection.execute(select(1))
         except Exception:

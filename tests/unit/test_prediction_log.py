@@ -184,6 +184,14 @@ def test_ready_follows_the_sink(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert log.close(10) == 0
 
 
+def test_the_tables_are_there_once_ready_before_any_record(tmp_path: Path, closing: list[PredictionLog]) -> None:
+    path = tmp_path / "predictions.db"
+    log = PredictionLog(f"sqlite:///{path}")
+    closing.append(log)
+    wait_for(log.ready, "ready() with a new file")
+    assert rows(path) == []
+
+
 def test_record_returns_while_the_writer_is_stuck(
     tmp_path: Path, observer: CountingObserver, closing: list[PredictionLog]
 ) -> None:
