@@ -217,8 +217,7 @@ class SqlSink:
 
     def write(self, items: list[tuple[object, ...]], batch_id: str, retrying: bool) -> None:
         """Insert the rows and the batch's id in one transaction, unless the id is already there."""
-        if not self._schema_ready:
-            self._create_schema()
+        self._ensure_schema()
         with self._engine.begin() as connection:
             if retrying and connection.scalar(select(BATCHES.c.batch_id).where(BATCHES.c.batch_id == batch_id)):
                 return
@@ -228,10 +227,9 @@ class SqlSink:
     def probe(self) -> bool:
         """Whether the tables are there (created when missing) and a connection can run ``SELECT 1``."""
         try:
-            if not self._schema_ready:
-                # At the writer's start rather than its first write: the tables can be queried, and tables
-                # of another schema version are found, as soon as the service is up.
-                self._create_schema()
+            # At the writer's start rather than its first write: the tables can be queried, and tables
+            # of another schema version are found, as soon as the service is up.
+            self._ensure_schema()
             with self._engine.connect() as connection:
                 connection.execute(select(1))
         except Exception:
@@ -242,7 +240,9 @@ class SqlSink:
         """Close the pool's connections."""
         self._engine.dispose()
 
-    def _create_schema(self) -> None:
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
         with self._engine.begin() as connection:
             METADATA.create_all(connection)
             version = connection.scalar(select(func.max(SCHEMA_VERSIONS.c.version)))

@@ -237,6 +237,7 @@ def _start_flusher() -> None:
 
 
 def _flush_every_interval() -> None:
+    # An event never set, to wait on: gevent patches time.sleep, which would start a hub in this thread.
     wait = threading.Event().wait
     while True:
         wait(FLUSH_INTERVAL_S)
