@@ -12,16 +12,17 @@ client must not cross a ``fork``.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -38,10 +39,10 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
-    Text,
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.dialects import mysql
@@ -54,10 +55,12 @@ from churn.settings import Settings, SettingsError, env_name
 if TYPE_CHECKING:
     from churn.prediction_log import PredictionRecord
 
-SCHEMA_VERSION = 1
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 # A stalled server must not hold the writer for long: it retries instead, and close() has 10 s.
 CONNECT_TIMEOUT_S = 5
-# Rows per INSERT into SQLite: 30 values each, within the 999 variables older SQLite versions allow.
+# Rows per INSERT into SQLite: 29 values each, within the 999 variables older SQLite versions allow.
 SQLITE_CHUNK_ROWS = 32
 # What SQLite waits for another process's write lock: gunicorn workers share one file.
 SQLITE_BUSY_TIMEOUT_S = 5
@@ -78,12 +81,11 @@ _FEATURE_TYPES = {
     **{name: SmallInteger if name in _FLAGS else String(32) for name in schema.CATEGORICAL},
     **{name: Double for name in schema.NUMERICAL},
 }
-# Each feature column's value made from a record's: a record that is not what the schema cleans to raises
-# here and is dropped alone, instead of failing its whole batch in the database again and again.
-_COLUMN_CASTS: tuple[tuple[str, Callable[[Any], str | int | float]], ...] = (
-    *((name, int if name in _FLAGS else str) for name in schema.CATEGORICAL),
-    *((name, float) for name in schema.NUMERICAL),
+# The type of each feature's value as the schema cleans it, in schema order; also its column's cast.
+_CLEANED_TYPES: tuple[type[int | str | float], ...] = tuple(
+    (int if name in _FLAGS else str) if name in schema.CATEGORICAL else float for name in schema.FEATURES
 )
+_FEATURE_VALUES = itemgetter(*schema.FEATURES)
 
 METADATA = MetaData()
 # The longest customer id the log and the outcomes keep.
@@ -97,9 +99,8 @@ PREDICTIONS = Table(
     Column("logged_at", _TIMESTAMP, nullable=False, index=True),
     Column("endpoint", String(64), nullable=False),
     Column("customer_id", String(MAX_CUSTOMER_ID)),
-    # One column per feature, for GROUP BY; the JSON keeps the record whole if the schema grows.
+    # One column per feature, for GROUP BY.
     *(Column(name, column_type) for name, column_type in _FEATURE_TYPES.items()),
-    Column("features", Text, nullable=False),
     Column("probability", Double, nullable=False),
     Column("decision", Boolean, nullable=False),
     Column("threshold", Double, nullable=False),
@@ -191,7 +192,8 @@ class SqlSink:
         marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
         values = f"({', '.join([marker] * len(ROW_COLUMNS))})"
         if backend == "postgresql":
-            self._insert_rows = partial(_copy_rows, f"COPY {columns} FROM STDIN")
+            copy = f"COPY {columns} FROM STDIN (FORMAT BINARY)"
+            self._insert_rows = partial(_copy_rows, copy, _type_names(self._engine.dialect))
         elif backend == "sqlite":
             self._insert_rows = partial(_insert_chunks, f"INSERT INTO {columns} VALUES ", values)
         else:
@@ -199,14 +201,12 @@ class SqlSink:
 
     def encode(self, record: PredictionRecord) -> tuple[object, ...]:
         """The row of ``record``, its values in the order of :data:`ROW_COLUMNS`."""
-        features = record.features
         return (
             str(record.request_id),
             self._timestamp(record.logged_at),
             str(record.endpoint),
             None if record.customer_id is None else str(record.customer_id),
-            *[None if (value := features.get(name)) is None else cast(value) for name, cast in _COLUMN_CASTS],
-            orjson.dumps(features).decode(),
+            *_feature_values(record.features),
             float(record.probability),
             bool(record.decision),
             float(record.threshold),
@@ -248,12 +248,49 @@ class SqlSink:
             version = connection.scalar(select(func.max(SCHEMA_VERSIONS.c.version)))
             if version is None:
                 connection.execute(SCHEMA_VERSIONS.insert(), {"version": SCHEMA_VERSION, "applied_at": _now()})
-            elif version != SCHEMA_VERSION:
+                version = SCHEMA_VERSION
+            found = version
+            while version in _UPGRADES:
+                _UPGRADES[version](connection)
+                version += 1
+                connection.execute(SCHEMA_VERSIONS.insert(), {"version": version, "applied_at": _now()})
+            if version != SCHEMA_VERSION:
                 raise PredictionLogError(
                     f"the prediction log tables have schema version {version}, this service writes version "
-                    f"{SCHEMA_VERSION}: migrate them or log to another database"
+                    f"{SCHEMA_VERSION} and upgrades only older ones: run the release that wrote them, or log to "
+                    "another database"
                 )
+        if found != version:
+            logger.info("Prediction log: upgraded its tables from schema version %d to %d", found, version)
         self._schema_ready = True
+
+
+def _drop_features_json(connection: Connection) -> None:
+    # Version 1 also kept each record's features as a JSON text, the values of their own columns again:
+    # about half of each row. Looked up first, as MariaDB commits DDL at once: a start cut short after
+    # the drop finds the column gone and the version still 1.
+    if "features" in {column["name"] for column in inspect(connection).get_columns(PREDICTIONS.name)}:
+        quote = connection.dialect.identifier_preparer.quote
+        connection.exec_driver_sql(f"ALTER TABLE {quote(PREDICTIONS.name)} DROP COLUMN {quote('features')}")
+
+
+# What brings tables of each older schema version to the next one, in the writer's first transaction.
+_UPGRADES: dict[int, Callable[[Connection], None]] = {1: _drop_features_json}
+
+
+def _feature_values(features: schema.Customer) -> tuple[object, ...]:
+    """The values of the feature columns, in schema order, None for a missing one; raises for one no column takes.
+
+    A record that cannot be stored is dropped alone by the writer, rather than failing its batch in the
+    database again and again. Cleaned features have their columns' types already and are taken as they are.
+    """
+    try:
+        values = _FEATURE_VALUES(features)
+    except KeyError:
+        values = tuple(features.get(name) for name in schema.FEATURES)
+    if tuple(map(type, values)) == _CLEANED_TYPES:
+        return values
+    return tuple(None if value is None else cast(value) for value, cast in zip(values, _CLEANED_TYPES, strict=True))
 
 
 def _now() -> datetime:
@@ -261,12 +298,13 @@ def _now() -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    # Records are made in UTC: converting what is already costs the writer 0.4 µs a record.
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def _sqlite_timestamp(moment: datetime) -> str:
-    # SQLAlchemy's format for SQLite, microseconds always written: 'YYYY-MM-DD HH:MM:SS.ffffff'.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # SQLAlchemy's format for SQLite, microseconds always written: 'YYYY-MM-DD HH:MM:SS.ffffff', the offset cut.
+    return _utc(moment).isoformat(" ", "microseconds")[:-6]
 
 
 def _columns(dialect: Dialect) -> str:
@@ -292,11 +330,19 @@ def _insert_chunks(head: str, values: str, connection: Connection, rows: list[tu
         cursor.close()
 
 
-def _copy_rows(statement: str, connection: Connection, rows: list[tuple[object, ...]]) -> None:
+def _type_names(dialect: Dialect) -> list[str]:
+    """The database types of :data:`ROW_COLUMNS` as ``dialect`` names them, without lengths: ``varchar``, ..."""
+    columns = PREDICTIONS.columns
+    return [columns[name].type.compile(dialect=dialect).split("(")[0].lower() for name in ROW_COLUMNS]
+
+
+def _copy_rows(statement: str, types: list[str], connection: Connection, rows: list[tuple[object, ...]]) -> None:
     # COPY is PostgreSQL's cheapest way in, for the server as for the client; it runs in the transaction.
+    # Binary rows, whose types the driver must be told, cost the writer some 2 µs each against 5 for text ones.
     cursor = connection.connection.cursor()
     try:
         with cursor.copy(statement) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
     finally:

@@ -8,6 +8,7 @@ Also here: the records the prediction log's tests write, and an observer that co
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -15,18 +16,19 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import pytest
 import redis
-from sqlalchemy import create_engine
+from sqlalchemy import Column, MetaData, Text, create_engine
 from sqlalchemy.pool import NullPool
 
 import benchmarks.databases
 from churn import schema
+from churn.log_sinks import METADATA, PREDICTIONS, SCHEMA_VERSIONS, database_url
 from churn.prediction_log import PredictionRecord
 from tests.helpers.gunicorn import free_port
 
@@ -263,3 +265,21 @@ def prediction_records(count: int, prefix: str) -> list[PredictionRecord]:
         )
         for i in range(count)
     ]
+
+
+def version_1_tables(url: str, records: Sequence[PredictionRecord]) -> None:
+    """The log's tables at ``url`` as schema version 1 made them, holding ``records``: features also as JSON text."""
+    metadata = MetaData()
+    for table in METADATA.sorted_tables:
+        table.to_metadata(metadata)
+    predictions = metadata.tables[PREDICTIONS.name]
+    predictions.append_column(Column("features", Text, nullable=False))
+    rows = [{**record._asdict(), **record.features, "features": json.dumps(record.features)} for record in records]
+    engine = create_engine(database_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            metadata.create_all(connection)
+            connection.execute(SCHEMA_VERSIONS.insert(), {"version": 1, "applied_at": datetime.now(UTC)})
+            connection.execute(predictions.insert(), rows)
+    finally:
+        engine.dispose()

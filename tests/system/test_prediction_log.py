@@ -16,12 +16,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, distinct, func, select
+from sqlalchemy import create_engine, distinct, func, inspect, select
 
 from churn.examples import SAMPLE_CUSTOMER
-from churn.log_sinks import PREDICTIONS, database_url, sink_factory
+from churn.log_sinks import PREDICTIONS, ROW_COLUMNS, SCHEMA_VERSIONS, database_url, sink_factory
 from churn.prediction_log import PredictionLog
-from tests.helpers.databases import CountingObserver, MariaDB, Postgres, Redis, prediction_records, running
+from tests.helpers.databases import (
+    CountingObserver,
+    MariaDB,
+    Postgres,
+    Redis,
+    prediction_records,
+    running,
+    version_1_tables,
+)
 from tests.helpers.gunicorn import start_gunicorn, stop
 
 THREADS = 8
@@ -118,6 +126,31 @@ def test_records_from_many_threads_are_each_written_once(target: Target) -> None
     assert log.close(FLUSH_TIMEOUT) == 0
     assert target.counts() == (RECORDS, RECORDS)
     assert (observer.written_total, observer.dropped_total) == (RECORDS, 0)
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgresql", "mariadb"], indirect=True)
+def test_tables_of_version_1_are_upgraded_keeping_their_rows(target: Target) -> None:
+    old, new = prediction_records(3, "old"), prediction_records(2, "new")
+    version_1_tables(target.url, old)
+    log = PredictionLog(target.url)
+    log.record(new)
+    assert log.close(FLUSH_TIMEOUT) == 0
+
+    engine = create_engine(database_url(target.url))
+    try:
+        with engine.connect() as connection:
+            columns = {column["name"] for column in inspect(connection).get_columns(PREDICTIONS.name)}
+            versions = connection.scalars(select(SCHEMA_VERSIONS.c.version).order_by(SCHEMA_VERSIONS.c.version)).all()
+            read = PREDICTIONS.c.request_id, PREDICTIONS.c.contract, PREDICTIONS.c.tenure
+            stored = connection.execute(select(*read).order_by(PREDICTIONS.c.id)).all()
+    finally:
+        engine.dispose()
+    assert columns == {"id", *ROW_COLUMNS}
+    assert versions == [1, 2]
+    records = [*old, *new]
+    assert [tuple(row) for row in stored] == [
+        (record.request_id, record.features["contract"], record.features["tenure"]) for record in records
+    ]
 
 
 @pytest.mark.parametrize("target", ["postgresql", "mariadb", "redis"], indirect=True)
