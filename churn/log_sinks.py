@@ -261,7 +261,8 @@ class SqlSink:
                     "another database"
                 )
         if found != version:
-            logger.info("Prediction log: upgraded its tables from schema version %d to %d", found, version)
+            # A warning, as the service's own logging shows only those: a change to the operator's database.
+            logger.warning("Prediction log: upgraded its tables from schema version %d to %d", found, version)
         self._schema_ready = True
 
 

@@ -129,7 +129,7 @@ def test_records_from_many_threads_are_each_written_once(target: Target) -> None
 
 
 @pytest.mark.parametrize("target", ["sqlite", "postgresql", "mariadb"], indirect=True)
-def test_tables_of_version_1_are_upgraded_keeping_their_rows(target: Target) -> None:
+def test_tables_of_version_1_are_upgraded_keeping_their_rows(target: Target, caplog: pytest.LogCaptureFixture) -> None:
     old, new = prediction_records(3, "old"), prediction_records(2, "new")
     version_1_tables(target.url, old)
     log = PredictionLog(target.url)
@@ -147,6 +147,7 @@ def test_tables_of_version_1_are_upgraded_keeping_their_rows(target: Target) -> 
         engine.dispose()
     assert columns == {"id", *ROW_COLUMNS}
     assert versions == [1, 2]
+    assert caplog.text.count("upgraded its tables from schema version 1 to 2") == 1
     records = [*old, *new]
     assert [tuple(row) for row in stored] == [
         (record.request_id, record.features["contract"], record.features["tenure"]) for record in records
