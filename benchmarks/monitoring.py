@@ -55,7 +55,7 @@ def replay(
                 logged_at=start + i * STEP,
                 endpoint="/predict",
                 customer_id=f"{prefix}{i}",
-                features=customer,
+                features=schema.feature_values(customer),
                 probability=probability,
                 decision=probability >= threshold,
                 threshold=threshold,

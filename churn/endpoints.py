@@ -159,7 +159,7 @@ class Service:
                     logged_at=now,
                     endpoint=call.endpoint,
                     customer_id=given_id,
-                    features=customer,
+                    features=schema.feature_values(customer),
                     probability=probability,
                     decision=probability >= threshold,
                     threshold=threshold,

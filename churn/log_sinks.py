@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import chain
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -85,7 +84,6 @@ _FEATURE_TYPES = {
 _CLEANED_TYPES: tuple[type[int | str | float], ...] = tuple(
     (int if name in _FLAGS else str) if name in schema.CATEGORICAL else float for name in schema.FEATURES
 )
-_FEATURE_VALUES = itemgetter(*schema.FEATURES)
 
 METADATA = MetaData()
 # The longest customer id the log and the outcomes keep.
@@ -164,7 +162,7 @@ def record_document(record: PredictionRecord) -> dict[str, object]:
         "logged_at": record.logged_at.astimezone(UTC).isoformat(),
         "endpoint": str(record.endpoint),
         "customer_id": None if record.customer_id is None else str(record.customer_id),
-        "features": record.features,
+        "features": dict(zip(schema.FEATURES, record.features, strict=True)),
         "probability": float(record.probability),
         "decision": bool(record.decision),
         "threshold": float(record.threshold),
@@ -279,16 +277,12 @@ def _drop_features_json(connection: Connection) -> None:
 _UPGRADES: dict[int, Callable[[Connection], None]] = {1: _drop_features_json}
 
 
-def _feature_values(features: schema.Customer) -> tuple[object, ...]:
-    """The values of the feature columns, in schema order, None for a missing one; raises for one no column takes.
+def _feature_values(values: schema.FeatureValues) -> tuple[object, ...]:
+    """The feature columns' values: cleaned ones as they are, others cast; raises for one no column takes.
 
     A record that cannot be stored is dropped alone by the writer, rather than failing its batch in the
-    database again and again. Cleaned features have their columns' types already and are taken as they are.
+    database again and again.
     """
-    try:
-        values = _FEATURE_VALUES(features)
-    except KeyError:
-        values = tuple(features.get(name) for name in schema.FEATURES)
     if tuple(map(type, values)) == _CLEANED_TYPES:
         return values
     return tuple(None if value is None else cast(value) for value, cast in zip(values, _CLEANED_TYPES, strict=True))

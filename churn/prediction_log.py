@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from churn.log_sinks import CONNECT_TIMEOUT_S, PredictionLogError, Sink, mask_password, sink_factory
-from churn.schema import Customer
+from churn.schema import FeatureValues
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class PredictionRecord(NamedTuple):
     logged_at: datetime  # UTC, timezone-aware
     endpoint: str
     customer_id: str | None
-    features: Customer  # cleaned: the schema's plain str, int and float values, as stored
+    # Cleaned, in schema order (schema.feature_values): a record held for a while keeps no dict of the request's.
+    features: FeatureValues
     probability: float
     decision: bool
     threshold: float

@@ -19,6 +19,7 @@ import string
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
+from operator import itemgetter
 
 from churn.errors import InvalidCustomer, Problem
 
@@ -58,6 +59,8 @@ BLANK_AS_ZERO = frozenset({"totalcharges"})
 
 Value = str | int | float
 Customer = dict[str, Value]
+# A customer's features in schema order (FEATURES), None for one it lacks: what the prediction log keeps.
+FeatureValues = tuple[Value | None, ...]
 
 # How much of a value an error message quotes: a megabyte of text must not come back in the error twice.
 ECHO_CHARS = 40
@@ -202,6 +205,18 @@ def clean_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Cust
     if problems:
         raise InvalidCustomer(problems)
     return customer, customer_id
+
+
+_IN_SCHEMA_ORDER = itemgetter(*FEATURES)
+
+
+def feature_values(customer: Mapping[str, Value]) -> FeatureValues:
+    """``customer``'s features in schema order, None for a missing one: the log holds these, smaller than the dict."""
+    try:
+        values: FeatureValues = _IN_SCHEMA_ORDER(customer)
+    except KeyError:
+        return tuple(customer.get(name) for name in FEATURES)
+    return values
 
 
 def judge_record(raw: Mapping[str, object], *, hints: bool = True) -> tuple[Customer, str | int | None, list[Problem]]:

@@ -249,13 +249,15 @@ def prediction_records(count: int, prefix: str) -> list[PredictionRecord]:
             logged_at=datetime.now(UTC),
             endpoint="/predict",
             customer_id=f"{i:04d}-TEST" if i % 2 else None,
-            features={
-                **{name: allowed[0] for name, allowed in schema.CATEGORICAL.items()},
-                "contract": contracts[i % len(contracts)],
-                "tenure": float(i % 72),
-                "monthlycharges": 20.0 + i % 100,
-                "totalcharges": 20.0 * (i % 72),
-            },
+            features=schema.feature_values(
+                {
+                    **{name: allowed[0] for name, allowed in schema.CATEGORICAL.items()},
+                    "contract": contracts[i % len(contracts)],
+                    "tenure": float(i % 72),
+                    "monthlycharges": 20.0 + i % 100,
+                    "totalcharges": 20.0 * (i % 72),
+                }
+            ),
             probability=(i % 100) / 100,
             decision=i % 100 >= 50,
             threshold=0.5,
@@ -267,6 +269,11 @@ def prediction_records(count: int, prefix: str) -> list[PredictionRecord]:
     ]
 
 
+def features_of(record: PredictionRecord) -> dict[str, object]:
+    """``record``'s features by name."""
+    return dict(zip(schema.FEATURES, record.features, strict=True))
+
+
 def version_1_tables(url: str, records: Sequence[PredictionRecord]) -> None:
     """The log's tables at ``url`` as schema version 1 made them, holding ``records``: features also as JSON text."""
     metadata = MetaData()
@@ -274,7 +281,9 @@ def version_1_tables(url: str, records: Sequence[PredictionRecord]) -> None:
         table.to_metadata(metadata)
     predictions = metadata.tables[PREDICTIONS.name]
     predictions.append_column(Column("features", Text, nullable=False))
-    rows = [{**record._asdict(), **record.features, "features": json.dumps(record.features)} for record in records]
+    rows = [
+        {**record._asdict(), **features_of(record), "features": json.dumps(features_of(record))} for record in records
+    ]
     engine = create_engine(database_url(url), poolclass=NullPool)
     try:
         with engine.begin() as connection:

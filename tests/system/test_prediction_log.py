@@ -26,6 +26,7 @@ from tests.helpers.databases import (
     MariaDB,
     Postgres,
     Redis,
+    features_of,
     prediction_records,
     running,
     version_1_tables,
@@ -150,7 +151,7 @@ def test_tables_of_version_1_are_upgraded_keeping_their_rows(target: Target, cap
     assert caplog.text.count("upgraded its tables from schema version 1 to 2") == 1
     records = [*old, *new]
     assert [tuple(row) for row in stored] == [
-        (record.request_id, record.features["contract"], record.features["tenure"]) for record in records
+        (record.request_id, features_of(record)["contract"], features_of(record)["tenure"]) for record in records
     ]
 
 

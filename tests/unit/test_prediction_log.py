@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 from churn import schema
 from churn.log_sinks import METADATA, PREDICTIONS, SCHEMA_VERSION, SCHEMA_VERSIONS, database_url, sink_factory
 from churn.prediction_log import PredictionLog, PredictionLogError, PredictionRecord, open_prediction_log
-from tests.helpers.databases import CountingObserver, prediction_records
+from tests.helpers.databases import CountingObserver, features_of, prediction_records
 
 # The unit tests' sinks come back at once: retries need not wait long.
 RETRY_CAP = 0.1
@@ -64,7 +64,7 @@ def test_each_record_is_a_row_with_the_features_as_columns(tmp_path: Path) -> No
     first, second = stored[0], stored[1]
     assert first["customer_id"] is None
     assert second["customer_id"] == "0001-TEST"
-    assert {name: second[name] for name in schema.FEATURES} == records[1].features
+    assert {name: second[name] for name in schema.FEATURES} == features_of(records[1])
     assert (second["probability"], second["decision"], second["threshold"]) == (0.01, 0, 0.5)
     assert (second["model_sha256"], second["model_c"], second["latency_ms"]) == ("0" * 64, 1.0, 1.5)
     assert second["endpoint"] == "/predict"
@@ -133,7 +133,7 @@ def test_stdout_has_one_json_line_per_record(capsys: pytest.CaptureFixture[str])
         "logged_at": records[1].logged_at.isoformat(),
         "endpoint": "/predict",
         "customer_id": "0001-TEST",
-        "features": records[1].features,
+        "features": features_of(records[1]),
         "probability": 0.01,
         "decision": False,
         "threshold": 0.5,
@@ -148,7 +148,7 @@ def test_a_record_that_cannot_be_stored_is_dropped_and_counted(
 ) -> None:
     path = tmp_path / "predictions.db"
     good, bad = prediction_records(2, "request")
-    bad = bad._replace(features={**bad.features, "tenure": "many"})
+    bad = bad._replace(features=schema.feature_values({**features_of(bad), "tenure": "many"}))  # type: ignore[dict-item]
     log = PredictionLog(f"sqlite:///{path}", observer=observer)
     log.record([good, bad])
     assert log.close(10) == 0
