@@ -159,7 +159,7 @@ def record_document(record: PredictionRecord) -> dict[str, object]:
     """``record`` as plain JSON data: the stdout line and the Redis entry's fields."""
     return {
         "request_id": str(record.request_id),
-        "logged_at": record.logged_at.astimezone(UTC).isoformat(),
+        "logged_at": _utc(record.logged_at).isoformat(),
         "endpoint": str(record.endpoint),
         "customer_id": None if record.customer_id is None else str(record.customer_id),
         "features": dict(zip(schema.FEATURES, record.features, strict=True)),
