@@ -8,12 +8,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from churn import schema
 from churn.log_sinks import METADATA, PREDICTIONS, SCHEMA_VERSION, SCHEMA_VERSIONS, database_url, sink_factory
@@ -87,6 +88,34 @@ def test_the_exported_table_reads_the_log(tmp_path: Path) -> None:
         churn_rate = connection.scalar(select(func.avg(PREDICTIONS.c.decision)))
     engine.dispose()
     assert churn_rate == 0.5
+
+
+def test_times_are_stored_in_sqlalchemys_text_for_sqlite(tmp_path: Path) -> None:
+    # The sink formats times itself, its date and time of day once a second: across seconds, days and
+    # zones, the text must be the one SQLAlchemy writes and reads back.
+    path = tmp_path / "predictions.db"
+    last = datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    times = [
+        last - timedelta(microseconds=1),
+        last,
+        last + timedelta(microseconds=1),
+        (last + timedelta(seconds=1, microseconds=1)).astimezone(timezone(timedelta(hours=5, minutes=30))),
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ]
+    made = prediction_records(len(times), "request")
+    records = [record._replace(logged_at=moment) for record, moment in zip(made, times, strict=True)]
+    log = open_prediction_log(f"sqlite:///{path}", buffer=10)
+    log.record(records)
+    assert log.close(10) == 0
+
+    dialect = sqlite_dialect()
+    sqlalchemy_text = PREDICTIONS.c.logged_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert [row["logged_at"] for row in rows(path)] == [sqlalchemy_text(moment.astimezone(UTC)) for moment in times]
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        read = connection.scalars(select(PREDICTIONS.c.logged_at).order_by(PREDICTIONS.c.id)).all()
+    engine.dispose()
+    assert [moment.replace(tzinfo=UTC) for moment in read] == times
 
 
 def test_a_retried_batch_is_written_once(tmp_path: Path) -> None:
