@@ -30,6 +30,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     http.add_argument("--warmup", type=non_negative_int, default=2, help="seconds of unmeasured load first (2)")
     http.add_argument("--connections", type=positive_int, default=8, help="concurrent connections (8)")
     http.add_argument("--wrk-threads", type=positive_int, default=2, help="wrk threads (2)")
+    http.add_argument(
+        "--paced-rate", type=non_negative_int, default=1000,
+        help="requests per second of the paced run, for latencies; 0 leaves it out (1000)",
+    )  # fmt: skip
+    http.add_argument("--paced-duration", type=positive_int, default=5, help="seconds of the paced run (5)")
     workers = parser.add_argument_group("gunicorn workers, the same for all the servers (default: gunicorn.conf.py)")
     workers.add_argument("--workers", type=positive_int, help="worker processes (sets WEB_CONCURRENCY)")
     workers.add_argument("--worker-class", help="gunicorn's -k, e.g. gthread or sync")
@@ -59,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_http:
         options = serving.GunicornOptions(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
         load = serving.LoadOptions(
-            connections=args.connections, wrk_threads=args.wrk_threads, duration=args.duration, warmup=args.warmup
+            connections=args.connections,
+            wrk_threads=args.wrk_threads,
+            duration=args.duration,
+            warmup=args.warmup,
+            paced_rate=args.paced_rate,
+            paced_duration=args.paced_duration,
         )
         try:
             results = serving.run(options, load, args.rounds)

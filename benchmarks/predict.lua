@@ -1,11 +1,19 @@
 -- wrk script: POST the course's customer to /predict; print one result line for benchmarks/serving.py.
--- The body is the file named by BENCHMARK_BODY_FILE.
+-- The body is the file named by BENCHMARK_BODY_FILE. With BENCHMARK_DELAY_MS, each connection waits that
+-- many milliseconds after an answer before its next request: a paced load, for latencies without queueing.
 local body_file = assert(os.getenv("BENCHMARK_BODY_FILE"), "BENCHMARK_BODY_FILE is not set")
 local f = assert(io.open(body_file, "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+
+local delay_ms = tonumber(os.getenv("BENCHMARK_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 
 local threads = {}
 
