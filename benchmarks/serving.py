@@ -6,8 +6,8 @@ off, as configured by default (metrics on), and with metrics on and the predicti
 and to PostgreSQL. Rounds interleave the servers, so a noisy moment on the machine hits all of them, and
 the report gives medians over the rounds.
 
-Each server is measured twice a round: at full load (as many requests as 8 connections get answered),
-for requests per second, then paced well below every server's capacity, for latencies. At full load a
+Each server is measured twice a round: at full load (each connection sends its next request as soon as
+it has an answer), for requests per second, then paced well below every server's capacity, for latencies. At full load a
 request's latency is mostly its wait behind the others, which says how busy the machine is rather than
 what a request costs; the goal on the latency the log adds is measured paced.
 """
@@ -257,7 +257,7 @@ class Results:
         ratio = self.median(name).requests_per_second / self.median(baseline).requests_per_second
         return {
             "goal": f"{name} / {baseline} req/s",
-            "measured": f"{ratio:.2f}x",
+            "measured": f"{ratio:.3f}x",
             "target": f">= {target:.2f}x",
             "value": ratio,
             "met": ratio >= target,
